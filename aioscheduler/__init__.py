@@ -1,0 +1,37 @@
+"""aioscheduler: a scalable, high-performance task scheduler for asyncio and Trio.
+
+Public names are re-exported here; the implementation lives in private
+modules.
+"""
+
+from ._exceptions import SchedulerClosed as SchedulerClosed
+from ._exceptions import SchedulerError as SchedulerError
+from ._exceptions import TaskCancelled as TaskCancelled
+from ._exceptions import TaskLimitReached as TaskLimitReached
+from ._manager import Manager as Manager
+from ._queued import LifoQueuedScheduler as LifoQueuedScheduler
+from ._queued import QueuedScheduler as QueuedScheduler
+from ._task import Task as Task
+from ._timed import TimedScheduler as TimedScheduler
+from ._version import __version__ as __version__
+
+__all__ = [
+    "LifoQueuedScheduler",
+    "Manager",
+    "QueuedScheduler",
+    "SchedulerClosed",
+    "SchedulerError",
+    "TaskCancelled",
+    "TaskLimitReached",
+    "Task",
+    "TimedScheduler",
+    "__version__",
+]
+
+# Show the public path in reprs, tracebacks and docs (aioscheduler.Task, not
+# aioscheduler._task.Task).
+for _name in __all__:
+    _value = globals()[_name]
+    if getattr(_value, "__module__", "").startswith("aioscheduler."):
+        _value.__module__ = __name__
+del _name, _value

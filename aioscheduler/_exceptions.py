@@ -1,0 +1,45 @@
+"""The library's own exceptions: few, each subclassing the closest builtin."""
+
+from __future__ import annotations
+
+__all__ = ["SchedulerClosed", "SchedulerError", "TaskCancelled", "TaskLimitReached"]
+
+
+class SchedulerError(Exception):
+    """Base class of every exception that aioscheduler raises itself.
+
+    .. versionadded:: 2.0
+    """
+
+
+class TaskLimitReached(SchedulerError, ValueError):
+    """Raised when scheduling would exceed ``max_tasks`` pending and running jobs.
+
+    It subclasses :exc:`ValueError` so that 1.x code catching ``ValueError``
+    keeps working.
+
+    .. versionadded:: 2.0
+    """
+
+
+class SchedulerClosed(SchedulerError, RuntimeError):
+    """Raised when scheduling on a scheduler that has been closed.
+
+    A scheduler serves once: after its ``async with`` block, its ``run()`` or
+    its 1.x facade has ended, or after :meth:`aclose`, it takes no more jobs.
+    Create a new scheduler instead.
+
+    .. versionadded:: 2.0
+    """
+
+
+class TaskCancelled(SchedulerError):
+    """Raised by :meth:`Task.result`, :meth:`Task.exception` and :meth:`Task.wait`
+    when the task was cancelled.
+
+    This is *not* the event loop's cancellation exception: a caller awaiting
+    :meth:`Task.wait` is not itself being cancelled, so raising the loop's
+    cancellation exception there would confuse cancel scopes.
+
+    .. versionadded:: 2.0
+    """

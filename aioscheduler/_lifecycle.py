@@ -1,0 +1,83 @@
+"""``async with`` for anything that serves in a task of its own.
+
+Schedulers and the Manager share it: entering starts the serving task(s) in
+a private task group; leaving normally waits until no job is pending or
+running (jobs may schedule more meanwhile), then closes; leaving by an
+exception or a cancellation closes at once, cancelling what is left, and
+lets the exception propagate.
+"""
+
+from __future__ import annotations
+
+import sys
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Self
+
+import anyio
+from anyio.abc import TaskGroup
+
+__all__ = ["Hosted"]
+
+
+class Hosted(ABC):
+    """Mixin: the async context manager protocol on top of four hooks."""
+
+    _host_group: TaskGroup | None = None
+
+    @abstractmethod
+    def _claim(self) -> None:
+        """Move to running, or raise :exc:`RuntimeError` if started before."""
+
+    @abstractmethod
+    def _unclaim(self) -> None:
+        """Undo :meth:`_claim` after a failed start: closed for good."""
+
+    @abstractmethod
+    async def _start_in(self, group: TaskGroup) -> None:
+        """Start serving in *group*; return once serving."""
+
+    @abstractmethod
+    def _request_close(self) -> None:
+        """Start closing: refuse jobs, cancel pending and running ones."""
+
+    @abstractmethod
+    async def join(self) -> None:
+        """Wait until no job is pending or running."""
+
+    async def __aenter__(self) -> Self:
+        self._claim()
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        try:
+            await self._start_in(group)
+        except BaseException:
+            self._unclaim()
+            if not await group.__aexit__(*sys.exc_info()):
+                raise
+        self._host_group = group
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        group = self._host_group
+        assert group is not None, "__aexit__ without __aenter__"
+        self._host_group = None
+        interrupted: BaseException | None = None
+        if exc_type is None:
+            try:
+                await self.join()
+            except BaseException as join_exc:  # e.g. an outer scope cancelled us
+                interrupted = join_exc
+        self._request_close()
+        if interrupted is None:
+            return await group.__aexit__(exc_type, exc, tb)
+        if not await group.__aexit__(
+            type(interrupted), interrupted, interrupted.__traceback__
+        ):
+            raise interrupted
+        return None

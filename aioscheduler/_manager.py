@@ -1,0 +1,229 @@
+"""Manager: N schedulers of one kind behind one front, load-balanced."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from ._exceptions import TaskLimitReached
+from ._lifecycle import Hosted
+from ._queued import LifoQueuedScheduler, QueuedScheduler
+from ._scheduler import BaseScheduler
+from ._task import Task
+from ._timed import TimedScheduler
+
+__all__ = ["Manager"]
+
+PosArgsT = TypeVarTuple("PosArgsT")
+SchedulerT = TypeVar("SchedulerT", bound=BaseScheduler)
+
+_KINDS = (TimedScheduler, QueuedScheduler, LifoQueuedScheduler)
+
+
+class Manager(Hosted, Generic[SchedulerT]):
+    """Run N schedulers of one kind behind one front, load-balanced.
+
+    Every scheduling call goes to the least loaded scheduler (fewest pending
+    plus running jobs). The loads live in one list that the schedulers update
+    in place, so finding the least loaded is a C-level scan, never a sort. A
+    Manager of :class:`QueuedScheduler` runs up to N jobs at once.
+
+    :param schedulers: how many schedulers (at least 1)
+    :param max_tasks: at most this many jobs pending and running across all
+        schedulers (``None``: no limit)
+    :param cls: the scheduler class: :class:`TimedScheduler` (the default),
+        :class:`QueuedScheduler`, :class:`LifoQueuedScheduler` or a subclass
+    :param args: passed on to each scheduler's constructor, as are *kwargs*
+        (e.g. ``prefer_utc=False``, ``on_error=...``)
+
+    Example::
+
+        async with Manager(4, cls=QueuedScheduler) as manager:
+            for url in urls:
+                manager.start_soon(fetch, url)
+
+    .. versionchanged:: 2.0
+       Runs on asyncio and Trio; ``max_tasks`` bounds the total.
+    """
+
+    def __init__(
+        self,
+        schedulers: int = 1,
+        max_tasks: int | None = None,
+        cls: type[SchedulerT] = TimedScheduler,  # type: ignore[assignment]
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(schedulers, int) or isinstance(schedulers, bool):
+            raise TypeError(
+                f"schedulers must be an int, not {type(schedulers).__name__}"
+            )
+        if schedulers < 1:
+            raise ValueError(f"schedulers must be at least 1, got {schedulers}")
+        if max_tasks is not None:
+            if not isinstance(max_tasks, int) or isinstance(max_tasks, bool):
+                raise TypeError(
+                    f"max_tasks must be an int or None, not {type(max_tasks).__name__}"
+                )
+            if max_tasks < 1:
+                raise ValueError(f"max_tasks must be at least 1, got {max_tasks}")
+        if not (isinstance(cls, type) and issubclass(cls, _KINDS)):
+            raise TypeError(
+                "cls must be TimedScheduler, QueuedScheduler, LifoQueuedScheduler "
+                f"or a subclass, not {cls!r}"
+            )
+        self._max_tasks = max_tasks
+        self._loads: list[int] = [0] * schedulers
+        self.schedulers: tuple[SchedulerT, ...] = tuple(
+            cls(*args, **kwargs) for _ in range(schedulers)
+        )
+        """The schedulers behind this manager, in a fixed order."""
+        for slot, scheduler in enumerate(self.schedulers):
+            scheduler._loads = self._loads
+            scheduler._slot = slot
+            scheduler._manager = self
+        self._claimed = False
+
+    # -- routing ----------------------------------------------------------------
+
+    def _least_loaded(self) -> Any:
+        loads = self._loads
+        max_tasks = self._max_tasks
+        if max_tasks is not None and sum(loads) >= max_tasks:
+            raise TaskLimitReached(
+                f"Manager already has max_tasks={max_tasks} pending and running jobs"
+            )
+        return self.schedulers[loads.index(min(loads))]
+
+    def schedule(self, coro: Coroutine[Any, Any, Any], *args: Any) -> Task:
+        """Schedule the coroutine object *coro* on the least loaded scheduler.
+
+        Takes what the scheduler kind's ``schedule`` takes: ``(coro, when)``
+        for timed schedulers, ``(coro)`` for queued ones.
+        """
+        try:
+            scheduler = self._least_loaded()
+        except BaseException:
+            if hasattr(coro, "close"):
+                coro.close()
+            raise
+        task: Task = scheduler.schedule(coro, *args)
+        return task
+
+    def start_at(
+        self,
+        when: datetime,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task:
+        """Run ``async_fn(*args)`` at *when* on the least loaded scheduler (timed)."""
+        task: Task = self._least_loaded().start_at(when, async_fn, *args)
+        return task
+
+    def start_after(
+        self,
+        delay: float | timedelta,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task:
+        """Run ``async_fn(*args)`` after *delay* on the least loaded (timed)."""
+        task: Task = self._least_loaded().start_after(delay, async_fn, *args)
+        return task
+
+    def start_soon(
+        self,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task:
+        """Enqueue ``async_fn(*args)`` on the least loaded scheduler (queued)."""
+        task: Task = self._least_loaded().start_soon(async_fn, *args)
+        return task
+
+    def cancel(self, task: Task) -> bool:
+        """Cancel *task* if one of this manager's schedulers owns it.
+
+        :return: ``True`` if the cancellation was delivered; ``False`` if the
+            task had already ended or belongs to no scheduler of this manager
+        """
+        owner = task._owner
+        if owner._manager is not self:
+            return False
+        return owner._cancel_task(task)
+
+    # -- lifecycle --------------------------------------------------------------
+
+    @property
+    def is_started(self) -> bool:
+        """``True`` while the manager's schedulers serve (1.x)."""
+        return any(scheduler.is_started for scheduler in self.schedulers)
+
+    def _claim(self) -> None:
+        if self._claimed:
+            raise RuntimeError(
+                "this Manager has already been started; a manager serves once, "
+                "so create a new one"
+            )
+        self._claimed = True
+
+    def _unclaim(self) -> None:
+        for scheduler in self.schedulers:
+            scheduler._request_close()
+
+    def start(self) -> None:
+        """Start every scheduler in the background on the running asyncio loop (1.x).
+
+        :raises RuntimeError: as :meth:`TimedScheduler.start` does
+        """
+        self._claim()
+        try:
+            for scheduler in self.schedulers:
+                scheduler.start()
+        except BaseException:
+            if not self.is_started:
+                self._claimed = False  # nothing started: start() may be retried
+            raise
+
+    async def run(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve every scheduler until cancelled or closed.
+
+        For ``task_group.start(manager.run)``: reports started once all of its
+        schedulers serve.
+        """
+        self._claim()
+        async with anyio.create_task_group() as group:
+            for scheduler in self.schedulers:
+                await group.start(scheduler.run)
+            task_status.started()
+
+    async def _start_in(self, group: TaskGroup) -> None:
+        for scheduler in self.schedulers:
+            scheduler._claim()
+            await scheduler._start_in(group)
+
+    def _request_close(self) -> None:
+        for scheduler in self.schedulers:
+            scheduler._request_close()
+
+    async def join(self) -> None:
+        """Wait until no job is pending or running on any scheduler."""
+        while any(self._loads):
+            for scheduler in self.schedulers:
+                await scheduler.join()
+
+    async def aclose(self) -> None:
+        """Close every scheduler: cancel pending and running jobs, wait for them.
+
+        Idempotent.
+        """
+        self._request_close()
+        for scheduler in self.schedulers:
+            await scheduler.aclose()

@@ -1,0 +1,400 @@
+"""The shared base of every scheduler: lifecycle, limits, and the job runner.
+
+One :class:`_RunState` keeps ``async with``, ``run()`` and the 1.x
+``start()`` consistent: a scheduler serves once. Jobs reach the serving task
+through the pending container (heap or queue) that the subclass provides;
+the serving task hands due jobs to the loop's :class:`Engine`, which reports
+each outcome back through the ``_job_*`` methods, and those record it on the
+:class:`Task`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from . import backends
+from ._exceptions import SchedulerClosed, TaskLimitReached
+from ._lifecycle import Hosted
+from ._queues import PendingJobs
+from ._task import CANCELLED, FAILED, FINISHED, PENDING, RUNNING, Task
+from ._time import naive_to_utc
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from ._manager import Manager
+
+__all__ = ["BaseScheduler", "ErrorHandler", "logger"]
+
+logger = logging.getLogger("aioscheduler")
+
+#: ``on_error``: a plain function called as ``handler(task, exception)``, or
+#: ``"raise"`` for strict structured-concurrency behaviour.
+ErrorHandler: TypeAlias = Callable[[Task, Exception], object] | Literal["raise"]
+
+
+class _RunState(enum.Enum):
+    INITIAL = "initial"
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+_INITIAL = _RunState.INITIAL
+_RUNNING = _RunState.RUNNING
+_CLOSED = _RunState.CLOSED
+
+_NOT_SLEEPING = -math.inf
+
+
+def _check_max_tasks(max_tasks: object) -> int | None:
+    if max_tasks is None:
+        return None
+    if not isinstance(max_tasks, int) or isinstance(max_tasks, bool):
+        raise TypeError(
+            f"max_tasks must be an int or None, not {type(max_tasks).__name__}"
+        )
+    if max_tasks < 1:
+        raise ValueError(f"max_tasks must be at least 1, got {max_tasks}")
+    return max_tasks
+
+
+def _check_on_error(on_error: object) -> ErrorHandler | None:
+    if on_error is None or on_error == "raise":
+        return on_error
+    if isinstance(on_error, str) or not callable(on_error):
+        raise TypeError(
+            f"on_error must be None, 'raise' or a function (task, exception), "
+            f"not {on_error!r}"
+        )
+    return on_error
+
+
+class BaseScheduler(Hosted):
+    """What every scheduler shares; use one of its subclasses.
+
+    A scheduler is an async context manager: entering it starts serving,
+    leaving it normally waits until every scheduled job has finished, and
+    leaving it by an exception or a cancellation cancels what is left first.
+    """
+
+    _pending: PendingJobs
+    _prefer_utc = True
+
+    def __init__(
+        self, max_tasks: int | None = None, *, on_error: ErrorHandler | None = None
+    ) -> None:
+        self._max_tasks = _check_max_tasks(max_tasks)
+        self._on_error = _check_on_error(on_error)
+        self._run_state = _INITIAL
+        self._stopped = False
+        self._closing = False
+        self._binding: backends.LoopBinding | None = None
+        self._clock: Callable[[], float] = _unbound_clock
+        self._wall_offset = 0.0
+        self._engine: backends.Engine | None = None
+        # The serving task's sleep target; -inf while it is awake (then it
+        # looks at the pending jobs again anyway, so nobody needs to wake it).
+        self._sleeping_until = _NOT_SLEEPING
+        self._serve_scope: anyio.CancelScope | None = None
+        self._failure: Exception | None = None
+        self._idle_event: anyio.Event | None = None
+        self._stopped_event: anyio.Event | None = None
+        # Pending + running jobs. A one-slot list so that a Manager can share
+        # one list between its schedulers and find the least loaded in C.
+        self._loads = [0]
+        self._slot = 0
+        self._manager: Manager[Any] | None = None
+
+    # -- binding to the event loop ------------------------------------------
+
+    def _bind(self) -> backends.LoopBinding:
+        """Check we are on our loop, binding to the current one the first time."""
+        binding = self._binding
+        if binding is not None:
+            if binding.in_loop():
+                return binding
+            backends.current_binding()  # says so if no loop runs here at all
+            raise RuntimeError(
+                f"{type(self).__name__} belongs to the event loop it was first "
+                "used on; schedule from that loop's thread (from another thread, "
+                "go through anyio.from_thread.run_sync)"
+            )
+        binding = self._binding = backends.current_binding()
+        self._clock = binding.clock
+        # One wall-to-loop offset per scheduler, so equal datetimes map to
+        # equal deadlines (ties stay ties) and test clocks drive everything.
+        self._wall_offset = time.time() - binding.clock()
+        return binding
+
+    def _wall_time_of(self, deadline: float) -> float:
+        return deadline + self._wall_offset
+
+    def _naive_to_utc(self, when: datetime) -> datetime:
+        return naive_to_utc(when, self._prefer_utc)
+
+    # -- admitting jobs -------------------------------------------------------
+
+    def _check_open(self) -> None:
+        """Raise if no job may be added now (the loop check is the caller's)."""
+        if self._run_state is _CLOSED:
+            raise SchedulerClosed(
+                f"{type(self).__name__} is closed; create a new scheduler to "
+                "schedule more jobs"
+            )
+        max_tasks = self._max_tasks
+        if max_tasks is not None and self._loads[self._slot] >= max_tasks:
+            raise TaskLimitReached(
+                f"{type(self).__name__} already has max_tasks={max_tasks} "
+                "pending and running jobs"
+            )
+
+    def _wake(self) -> None:
+        engine = self._engine
+        if engine is not None:
+            engine.wake()
+
+    # -- the job runner (called by engines) -----------------------------------
+
+    def _job_coroutine(self, task: Task) -> Coroutine[Any, Any, Any]:
+        args = task._args
+        if args is None:
+            return task.callback  # type: ignore[return-value]
+        return task.callback(*args)  # type: ignore[operator]
+
+    def _job_finished(self, task: Task, value: Any) -> None:
+        task._state = FINISHED
+        task._value = value
+        self._settle(task)
+
+    def _job_failed(self, task: Task, exc: BaseException) -> None:
+        task._state = FAILED
+        task._value = exc
+        self._settle(task)
+        if isinstance(exc, Exception):
+            self._report(task, exc)
+
+    def _job_cancelled(self, task: Task) -> None:
+        task._state = CANCELLED
+        task._value = None
+        if task._args is None:
+            # Coroutine form: close it in case it never started, so Python
+            # does not warn that it was never awaited. Closing an ended
+            # coroutine does nothing.
+            task.callback.close()  # type: ignore[union-attr]
+        self._settle(task)
+
+    def _settle(self, task: Task) -> None:
+        waiter = task._waiter
+        if waiter is not None:
+            task._waiter = None
+            waiter.set()
+        loads = self._loads
+        slot = self._slot
+        loads[slot] -= 1
+        if not loads[slot]:
+            idle = self._idle_event
+            if idle is not None:
+                self._idle_event = None
+                idle.set()
+
+    def _report(self, task: Task, exc: Exception) -> None:
+        on_error = self._on_error
+        if on_error is None:
+            logger.error("%r raised %r", task, exc, exc_info=exc)
+        elif on_error == "raise":
+            if self._failure is None:
+                self._failure = exc
+            scope = self._serve_scope
+            if scope is not None:
+                scope.cancel()
+        else:
+            try:
+                on_error(task, exc)
+            except Exception:
+                logger.exception("on_error handler %r failed for %r", on_error, task)
+
+    # -- cancelling -----------------------------------------------------------
+
+    def cancel(self, task: Task) -> bool:
+        """Cancel *task*.
+
+        A pending job never runs; a running job is cancelled.
+
+        :return: ``True`` if the cancellation was delivered; ``False`` if the
+            task had already ended or belongs to another scheduler
+        """
+        if task._owner is not self:
+            return False
+        return self._cancel_task(task)
+
+    def _cancel_task(self, task: Task) -> bool:
+        state = task._state
+        if state == PENDING:
+            task._state = CANCELLED
+            self._pending.discard(task)
+            self._job_cancelled_pending(task)
+            return True
+        if state == RUNNING:
+            engine = self._engine
+            assert engine is not None
+            engine.cancel_job(task)
+            return True
+        return False
+
+    def _job_cancelled_pending(self, task: Task) -> None:
+        task._value = None
+        if task._args is None:
+            task.callback.close()  # type: ignore[union-attr]
+        self._settle(task)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @property
+    def is_started(self) -> bool:
+        """``True`` while the scheduler serves (1.x)."""
+        return self._run_state is _RUNNING
+
+    def _claim(self) -> None:
+        if self._run_state is not _INITIAL:
+            raise RuntimeError(
+                f"this {type(self).__name__} has already been started; a "
+                "scheduler serves once, so create a new one"
+            )
+        self._run_state = _RUNNING
+
+    def start(self) -> None:
+        """Start serving in the background on the running asyncio loop (1.x).
+
+        The structured ways (``async with``, ``task_group.start(scheduler.run)``)
+        are preferred; this keeps 1.x code working unchanged.
+
+        :raises RuntimeError: if no asyncio loop is running, under Trio, or if
+            the scheduler was started before
+        """
+        binding = self._bind()
+        self._claim()
+        try:
+            binding.start_facade(self._serve_facade)
+        except BaseException:
+            self._run_state = _INITIAL
+            raise
+
+    async def _serve_facade(self) -> None:
+        await self._serve_claimed(anyio.TASK_STATUS_IGNORED, group_failure=True)
+
+    async def run(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled or closed; for ``task_group.start(scheduler.run)``.
+
+        Reports started once it serves. On cancellation, pending and running
+        jobs are cancelled before the cancellation propagates.
+
+        :raises RuntimeError: if the scheduler was started before
+        :raises ExceptionGroup: with ``on_error="raise"``, holding the first
+            job failure
+        """
+        self._claim()
+        await self._serve_claimed(task_status, group_failure=True)
+
+    async def _serve_claimed(
+        self, task_status: TaskStatus[None], *, group_failure: bool
+    ) -> None:
+        try:
+            engine = self._bind().open_engine(self)
+            async with engine:
+                self._engine = engine
+                try:
+                    with anyio.CancelScope() as scope:
+                        self._serve_scope = scope
+                        if self._closing:
+                            scope.cancel()
+                        task_status.started()
+                        await self._serve(engine)
+                finally:
+                    self._serve_scope = None
+                    self._shut_down(engine)
+        finally:
+            self._engine = None
+            self._run_state = _CLOSED
+            self._stopped = True
+            stopped = self._stopped_event
+            if stopped is not None:
+                stopped.set()
+        failure = self._failure
+        if failure is not None:
+            if group_failure:
+                raise ExceptionGroup("a job failed and on_error='raise'", [failure])
+            raise failure
+
+    def _shut_down(self, engine: backends.Engine) -> None:
+        """Refuse new jobs, cancel pending ones and deliver cancel to running ones."""
+        self._run_state = _CLOSED
+        self._cancel_pending()
+        engine.cancel_all()
+
+    def _cancel_pending(self) -> None:
+        for task in self._pending.drain():
+            task._state = CANCELLED
+            self._job_cancelled_pending(task)
+
+    async def _serve(self, engine: backends.Engine) -> None:
+        raise NotImplementedError
+
+    async def join(self) -> None:
+        """Wait until no job is pending or running.
+
+        Jobs may schedule more jobs meanwhile; ``join()`` returns only when
+        all of them are done.
+        """
+        while self._loads[self._slot]:
+            idle = self._idle_event
+            if idle is None:
+                idle = self._idle_event = anyio.Event()
+            await idle.wait()
+
+    def _request_close(self) -> None:
+        if self._run_state is _INITIAL:
+            self._unclaim()
+            return
+        self._closing = True
+        scope = self._serve_scope
+        if scope is not None:
+            scope.cancel()
+
+    async def aclose(self) -> None:
+        """Stop taking jobs, cancel pending and running jobs, and wait for them.
+
+        Idempotent. Afterwards :attr:`is_started` is ``False`` and scheduling
+        raises :exc:`SchedulerClosed`.
+        """
+        self._request_close()
+        if self._stopped:
+            return
+        stopped = self._stopped_event
+        if stopped is None:
+            stopped = self._stopped_event = anyio.Event()
+        await stopped.wait()
+
+    def _unclaim(self) -> None:
+        self._run_state = _CLOSED
+        self._stopped = True
+        self._cancel_pending()
+
+    async def _start_in(self, group: TaskGroup) -> None:
+        await group.start(self._serve_hosted)
+
+    async def _serve_hosted(self, *, task_status: TaskStatus[None]) -> None:
+        await self._serve_claimed(task_status, group_failure=False)
+
+
+def _unbound_clock() -> float:
+    raise RuntimeError("the scheduler is not bound to an event loop yet")

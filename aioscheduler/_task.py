@@ -1,0 +1,209 @@
+"""The :class:`Task` handle that every scheduling call returns."""
+
+from __future__ import annotations
+
+import uuid as _uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from ._exceptions import TaskCancelled
+
+if TYPE_CHECKING:
+    from ._scheduler import BaseScheduler
+
+__all__ = ["Task"]
+
+# Task states. Plain ints rather than an Enum: they are compared on every
+# dispatch and completion, and an int compare is the cheapest Python has.
+PENDING: Final = 0
+RUNNING: Final = 1
+FINISHED: Final = 2
+FAILED: Final = 3
+CANCELLED: Final = 4
+
+_STATE_NAMES: Final = ("pending", "running", "finished", "failed", "cancelled")
+
+
+class Task:
+    """A handle on one scheduled job.
+
+    Every scheduling call (``schedule``, ``start_at``, ``start_after``,
+    ``start_soon``) returns one. It lets you follow the job through its life
+    (*pending*, *running*) to exactly one terminal state: *finished* (the job
+    returned), *failed* (it raised) or *cancelled*.
+
+    Tasks are created by schedulers only; never instantiate one yourself.
+
+    Example::
+
+        async with TimedScheduler() as scheduler:
+            task = scheduler.start_after(1, fetch, "https://example.org")
+            page = await task.wait()
+
+    .. versionadded:: 2.0
+       ``when``, :meth:`cancel`, :meth:`cancelled`, :meth:`done`,
+       :meth:`result`, :meth:`exception` and :meth:`wait`. The 1.x fields
+       ``priority``, ``uuid`` and ``callback`` are kept.
+    """
+
+    # Slots keep a pending job small: millions of them may wait in a heap.
+    __slots__ = (
+        "_args",
+        "_deadline",
+        "_owner",
+        "_priority",
+        "_state",
+        "_uuid",
+        "_value",
+        "_waiter",
+        "callback",
+    )
+
+    callback: Coroutine[Any, Any, Any] | Callable[..., Coroutine[Any, Any, Any]]
+    """The coroutine object (1.x ``schedule`` form) or the async function
+    (``start_*`` forms) that the job runs."""
+
+    def __init__(
+        self,
+        owner: BaseScheduler,
+        callback: Coroutine[Any, Any, Any] | Callable[..., Coroutine[Any, Any, Any]],
+        args: tuple[Any, ...] | None,
+        priority: datetime | int | None,
+        deadline: float | None,
+    ) -> None:
+        self._owner = owner
+        self.callback = callback
+        self._args = args
+        self._priority = priority
+        self._deadline = deadline
+        self._state = PENDING
+        self._uuid: _uuid.UUID | None = None
+        # The running handle while running, then the result or exception.
+        self._value: Any = None
+        self._waiter: anyio.Event | None = None
+
+    # -- 1.x fields ---------------------------------------------------------
+
+    @property
+    def priority(self) -> datetime | int:
+        """The job's place in its scheduler's order.
+
+        For timed jobs, the :class:`~datetime.datetime` it was scheduled at
+        (as given; for ``start_after``, the aware UTC time it maps to). For
+        queued jobs, an ``int`` sequence number that increases in scheduling
+        order, per scheduler.
+        """
+        priority = self._priority
+        if priority is None:
+            when = self.when
+            assert when is not None
+            return when
+        return priority
+
+    @property
+    def uuid(self) -> _uuid.UUID:
+        """A random :class:`uuid.UUID` naming this task.
+
+        Made on first access: most tasks are never asked for one, and
+        ``uuid4()`` costs more than scheduling the job does.
+        """
+        value = self._uuid
+        if value is None:
+            value = self._uuid = _uuid.uuid4()
+        return value
+
+    # -- 2.0 fields ---------------------------------------------------------
+
+    @property
+    def when(self) -> datetime | None:
+        """The aware UTC :class:`~datetime.datetime` the job is due at, or
+        ``None`` for queued jobs."""
+        priority = self._priority
+        if isinstance(priority, datetime):
+            if priority.tzinfo is None:
+                return self._owner._naive_to_utc(priority)
+            return priority.astimezone(UTC)
+        deadline = self._deadline
+        if deadline is None:
+            return None
+        return datetime.fromtimestamp(self._owner._wall_time_of(deadline), UTC)
+
+    # -- state --------------------------------------------------------------
+
+    def done(self) -> bool:
+        """Return ``True`` once the task has finished, failed or been cancelled."""
+        return self._state > RUNNING
+
+    def cancelled(self) -> bool:
+        """Return ``True`` if the task ended cancelled."""
+        return self._state == CANCELLED
+
+    def cancel(self) -> bool:
+        """Cancel the job.
+
+        A pending job will never run. A running job is cancelled the way the
+        event loop cancels anything (it may clean up, or even suppress the
+        cancellation, in which case it ends as it returns).
+
+        :return: ``True`` if the cancellation was delivered, ``False`` if the
+            task had already ended.
+        """
+        return self._owner._cancel_task(self)
+
+    def result(self) -> Any:
+        """Return what the job returned.
+
+        :raises RuntimeError: if the task is not done yet
+        :raises TaskCancelled: if the task was cancelled
+        :raises BaseException: the job's own exception, if it failed
+        """
+        state = self._state
+        if state == FINISHED:
+            return self._value
+        if state == FAILED:
+            raise self._value
+        self._raise_unless_done()
+
+    def exception(self) -> BaseException | None:
+        """Return the exception the job raised, or ``None`` if it returned.
+
+        :raises RuntimeError: if the task is not done yet
+        :raises TaskCancelled: if the task was cancelled
+        """
+        state = self._state
+        if state == FINISHED:
+            return None
+        if state == FAILED:
+            value: BaseException = self._value
+            return value
+        self._raise_unless_done()
+        return None  # pragma: no cover - _raise_unless_done always raises
+
+    async def wait(self) -> Any:
+        """Wait until the task is done, then return its result.
+
+        :return: what the job returned
+        :raises TaskCancelled: if the task was cancelled
+        :raises BaseException: the job's own exception, if it failed
+        """
+        if self._state <= RUNNING:
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = anyio.Event()
+            await waiter.wait()
+        return self.result()
+
+    def _raise_unless_done(self) -> None:
+        if self._state == CANCELLED:
+            raise TaskCancelled(f"{self!r} was cancelled")
+        raise RuntimeError(
+            f"{self!r} is not done yet; await task.wait() to wait for it"
+        )
+
+    def __repr__(self) -> str:
+        callback = self.callback
+        name = getattr(callback, "__qualname__", None) or repr(callback)
+        return f"<Task {name} {_STATE_NAMES[self._state]} priority={self.priority!r}>"

@@ -1,0 +1,72 @@
+"""Conversions at the API boundary: datetime / timedelta / seconds -> numbers.
+
+The core works in floats only: POSIX timestamps here, loop-clock deadlines in
+the scheduler (see :meth:`BaseScheduler._deadline_of`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+__all__ = ["delay_seconds", "timestamp_of"]
+
+_EPOCH_NAIVE: Final = datetime(1970, 1, 1)
+_EPOCH_AWARE: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp_of(when: object, prefer_utc: bool) -> float:
+    """Return the POSIX timestamp of *when*.
+
+    A naive datetime is UTC when *prefer_utc* is true (what
+    ``datetime.utcnow()`` gives), local time otherwise; an aware one is that
+    instant.
+
+    :raises TypeError: if *when* is not a :class:`~datetime.datetime`
+    """
+    if not isinstance(when, datetime):
+        raise TypeError(f"when must be a datetime.datetime, not {type(when).__name__}")
+    if when.tzinfo is None and prefer_utc:
+        # Subtracting a naive epoch is exact and avoids the local-time lookup
+        # that naive .timestamp() would do.
+        return (when - _EPOCH_NAIVE).total_seconds()
+    return when.timestamp()
+
+
+def delay_seconds(delay: object) -> float:
+    """Return *delay* (seconds as ``int``/``float``, or a ``timedelta``) in seconds.
+
+    :raises TypeError: if *delay* is not a number or ``timedelta`` (``bool``
+        is refused: ``start_after(True, ...)`` is almost surely a mistake)
+    :raises ValueError: if *delay* is negative or not finite
+    """
+    kind = type(delay)
+    if kind is float or kind is int:
+        seconds = float(delay)  # type: ignore[arg-type]
+    elif isinstance(delay, timedelta):
+        seconds = delay.total_seconds()
+    elif isinstance(delay, int | float) and not isinstance(delay, bool):
+        seconds = float(delay)
+    else:
+        raise TypeError(
+            "delay must be a number of seconds (int or float) or a "
+            f"datetime.timedelta, not {type(delay).__name__}"
+        )
+    if seconds < 0:
+        raise ValueError(f"delay must not be negative, got {delay!r}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"delay must be finite, got {delay!r}")
+    return seconds
+
+
+def naive_to_utc(when: datetime, prefer_utc: bool) -> datetime:
+    """Return the aware UTC datetime a naive *when* stands for."""
+    if prefer_utc:
+        return when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def utc_from_timestamp(timestamp: float) -> datetime:
+    """Return the aware UTC datetime of a POSIX *timestamp*."""
+    return _EPOCH_AWARE + timedelta(seconds=timestamp)

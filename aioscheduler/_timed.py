@@ -1,0 +1,182 @@
+"""TimedScheduler: each job at its own time, jobs running concurrently."""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any, TypeVarTuple, Unpack
+
+from . import backends
+from ._callables import check_async_fn, check_coroutine
+from ._queues import DeadlineHeap
+from ._scheduler import BaseScheduler, ErrorHandler
+from ._task import RUNNING, Task
+from ._time import delay_seconds, timestamp_of
+
+__all__ = ["TimedScheduler"]
+
+PosArgsT = TypeVarTuple("PosArgsT")
+
+# Start at most this many due jobs before letting them run: a burst of 100k
+# due jobs then starts its first job within a millisecond, not after all
+# 100k have been created.
+_DISPATCH_BATCH = 256
+
+
+class TimedScheduler(BaseScheduler):
+    """Run each job at its own time; jobs run concurrently.
+
+    All pending jobs wait in one heap served by one task, which sleeps until
+    the earliest deadline or until an earlier job arrives. A pending job
+    costs a small :class:`Task` and no coroutine frame (for the callable
+    forms).
+
+    :param max_tasks: at most this many jobs pending and running at once
+        (``None``: no limit); beyond it scheduling raises
+        :exc:`TaskLimitReached`
+    :param prefer_utc: read naive datetimes as UTC (the default, as
+        ``datetime.utcnow()`` gives) or, if false, as local time
+    :param on_error: what to do when a job raises: ``None`` logs it on the
+        ``aioscheduler`` logger, a function ``(task, exception)`` is called
+        instead, ``"raise"`` cancels the scheduler and propagates it
+
+    Example::
+
+        async with TimedScheduler() as scheduler:
+            scheduler.start_after(5, work, 1)
+            scheduler.start_at(datetime.now(UTC) + timedelta(hours=1), work, 2)
+
+    .. versionchanged:: 2.0
+       Runs on asyncio and Trio; ``start_at``, ``start_after``, ``on_error``.
+    """
+
+    def __init__(
+        self,
+        max_tasks: int | None = None,
+        prefer_utc: bool = True,
+        *,
+        on_error: ErrorHandler | None = None,
+    ) -> None:
+        super().__init__(max_tasks, on_error=on_error)
+        self._prefer_utc = bool(prefer_utc)
+        self._pending: DeadlineHeap = DeadlineHeap()
+
+    def schedule(self, coro: Coroutine[Any, Any, Any], when: datetime) -> Task:
+        """Run the coroutine object *coro* at *when* (the 1.x form).
+
+        :raises TypeError: if *coro* is not a coroutine object or *when* is
+            not a datetime
+        :raises ValueError: if *when* is in the past ("May only be in the
+            future.")
+
+        The coroutine is closed if it is rejected or cancelled before it runs.
+        """
+        check_coroutine(coro)
+        try:
+            return self._at(when, coro, None)
+        except BaseException:
+            coro.close()
+            raise
+
+    def start_at(
+        self,
+        when: datetime,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task:
+        """Run ``async_fn(*args)`` at *when*.
+
+        The coroutine is created only when the job is due.
+
+        :param when: a naive datetime (UTC if ``prefer_utc``, else local
+            time) or an aware one
+        :raises TypeError: if *when* is not a datetime or *async_fn* is not
+            an async function
+        :raises ValueError: if *when* is in the past
+
+        .. versionadded:: 2.0
+        """
+        check_async_fn(async_fn)
+        return self._at(when, async_fn, args)
+
+    def start_after(
+        self,
+        delay: float | timedelta,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task:
+        """Run ``async_fn(*args)`` after *delay* seconds (or a ``timedelta``).
+
+        :raises TypeError: if *delay* is not a number or timedelta, or
+            *async_fn* is not an async function
+        :raises ValueError: if *delay* is negative
+
+        .. versionadded:: 2.0
+        """
+        binding = self._binding
+        if binding is None or not binding.in_loop():
+            self._bind()
+        check_async_fn(async_fn)
+        seconds = delay_seconds(delay)
+        return self._push(async_fn, args, None, self._clock() + seconds)
+
+    def _at(
+        self,
+        when: datetime,
+        callback: Any,
+        args: tuple[Any, ...] | None,
+    ) -> Task:
+        binding = self._binding
+        if binding is None or not binding.in_loop():
+            self._bind()
+        timestamp = timestamp_of(when, self._prefer_utc)
+        if timestamp < time.time():
+            raise ValueError("May only be in the future.")
+        return self._push(callback, args, when, timestamp - self._wall_offset)
+
+    def _push(
+        self,
+        callback: Any,
+        args: tuple[Any, ...] | None,
+        priority: datetime | None,
+        deadline: float,
+    ) -> Task:
+        self._check_open()
+        task = Task(self, callback, args, priority, deadline)
+        pending = self._pending
+        heapq.heappush(pending._entries, (deadline, next(pending._sequence), task))
+        self._loads[self._slot] += 1
+        if deadline < self._sleeping_until:
+            self._wake()
+        return task
+
+    async def _serve(self, engine: backends.Engine) -> None:
+        pending = self._pending
+        clock = self._clock
+        spawn = engine.spawn
+        while True:
+            now = clock()
+            task = pending.pop_due(now)
+            if task is None:
+                deadline = pending.next_deadline()
+                self._sleeping_until = float("inf") if deadline is None else deadline
+                try:
+                    await engine.sleep_until(deadline)
+                finally:
+                    self._sleeping_until = -float("inf")
+                continue
+            dispatched = 0
+            while True:
+                task._state = RUNNING
+                spawn(task)
+                dispatched += 1
+                if dispatched == _DISPATCH_BATCH:
+                    break
+                task = pending.pop_due(now)
+                if task is None:
+                    break
+            await engine.checkpoint()

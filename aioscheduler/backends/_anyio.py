@@ -1,0 +1,105 @@
+"""The portable engine: every mechanism through AnyIO's public API.
+
+It runs on any loop AnyIO supports and is the reference the native engines
+must match. Jobs run in an AnyIO task group, each inside its own cancel scope
+(so one job can be cancelled alone); the serving task sleeps on a memory
+object stream, the scheduler's inbox of wake-ups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._interface import Engine, JobHost
+
+if TYPE_CHECKING:
+    from aioscheduler._task import Task
+
+__all__ = ["AnyioEngine"]
+
+
+class AnyioEngine(Engine):
+    """Runs jobs in an AnyIO task group; see the module docstring."""
+
+    def __init__(self, host: JobHost) -> None:
+        self._host = host
+        # Capacity 1: one pending wake-up is as good as many.
+        self._wake_send, self._wake_receive = anyio.create_memory_object_stream[None](1)
+        self._task_group: TaskGroup | None = None
+        self._cancelled_exc = anyio.get_cancelled_exc_class()
+
+    async def __aenter__(self) -> AnyioEngine:
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._task_group is not None
+        try:
+            await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._wake_send.close()
+            self._wake_receive.close()
+
+    async def sleep_until(self, deadline: float | None) -> None:
+        with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
+            await self._wake_receive.receive()
+
+    def wake(self) -> None:
+        # WouldBlock: a wake-up is already waiting, which is as good.
+        with contextlib.suppress(anyio.WouldBlock):
+            self._wake_send.send_nowait(None)
+
+    async def checkpoint(self) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    def spawn(self, task: Task) -> None:
+        scope = anyio.CancelScope()
+        task._value = scope
+        assert self._task_group is not None
+        self._task_group.start_soon(self._run, task, scope)
+
+    async def run_inline(self, task: Task) -> None:
+        scope = anyio.CancelScope()
+        task._value = scope
+        await self._run(task, scope)
+
+    async def _run(self, task: Task, scope: anyio.CancelScope) -> None:
+        host = self._host
+        with scope:
+            if scope.cancel_called:
+                # Cancelled between dispatch and its first step: never start it.
+                host._job_cancelled(task)
+                return
+            try:
+                value = await host._job_coroutine(task)
+            except Exception as exc:
+                host._job_failed(task, exc)
+                return
+            except BaseException as exc:
+                if isinstance(exc, self._cancelled_exc):
+                    host._job_cancelled(task)
+                else:
+                    host._job_failed(task, exc)
+                raise
+            host._job_finished(task, value)
+
+    def cancel_job(self, task: Task) -> None:
+        scope: anyio.CancelScope = task._value
+        scope.cancel()
+
+    def cancel_all(self) -> None:
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()

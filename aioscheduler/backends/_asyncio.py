@@ -1,0 +1,249 @@
+"""asyncio: the native engine and the 1.x ``start()`` facade.
+
+The native engine exists for speed: AnyIO's task group and cancel scopes cost
+several times a plain ``loop.create_task`` per job on asyncio. It keeps every
+semantic of the portable engine: each job is an asyncio task the engine
+tracks in a set (so it can cancel one, or all, and wait for them), and the
+serving task sleeps on a future that a ``call_at`` timer or a wake-up
+resolves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._anyio import AnyioEngine
+from ._interface import Engine, JobHost, LoopBinding
+
+if TYPE_CHECKING:
+    from aioscheduler._task import Task
+
+__all__ = ["AsyncioBinding", "AsyncioEngine"]
+
+_get_running_loop = asyncio._get_running_loop
+_current_task = asyncio.current_task
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _never_started(job: asyncio.Task[None]) -> bool:
+    coro = job.get_coro()
+    return (
+        coro is not None
+        and getattr(coro, "cr_frame", None) is not None
+        and not getattr(coro, "cr_running", False)
+        and not getattr(coro, "cr_suspended", True)
+    )
+
+
+class AsyncioEngine(Engine):
+    """Runs jobs as plain asyncio tasks; see the module docstring."""
+
+    def __init__(self, host: JobHost, loop: asyncio.AbstractEventLoop) -> None:
+        self._host = host
+        self._loop = loop
+        # job -> its Task, so cancel_all can settle jobs that never started.
+        self._jobs: dict[asyncio.Task[None], Task] = {}
+        self._wakeup: asyncio.Future[None] | None = None
+        self._woken = False
+        self._all_ended: asyncio.Future[None] | None = None
+        self._serving: asyncio.Task[Any] | None = None
+        # The job running inline in the serving task, and whether we have
+        # cancelled the serving task on its behalf.
+        self._inline: Task | None = None
+        self._inline_cancelled = False
+
+    async def __aenter__(self) -> AsyncioEngine:
+        self._serving = asyncio.current_task()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._jobs:
+            return
+        # Like a task group: wait for the jobs even if we are being
+        # cancelled; the scheduler has cancelled them first in that case.
+        self._all_ended = self._loop.create_future()
+        with anyio.CancelScope(shield=True):
+            await self._all_ended
+
+    async def sleep_until(self, deadline: float | None) -> None:
+        if self._woken:
+            self._woken = False
+            await asyncio.sleep(0)
+            return
+        loop = self._loop
+        future = self._wakeup = loop.create_future()
+        timer = None if deadline is None else loop.call_at(deadline, _resolve, future)
+        try:
+            await future
+        finally:
+            self._wakeup = None
+            self._woken = False
+            if timer is not None:
+                timer.cancel()
+
+    def wake(self) -> None:
+        future = self._wakeup
+        if future is None:
+            self._woken = True
+        elif not future.done():
+            future.set_result(None)
+
+    async def checkpoint(self) -> None:
+        await asyncio.sleep(0)
+
+    def spawn(self, task: Task) -> None:
+        job = self._loop.create_task(self._run(task))
+        task._value = job
+        self._jobs[job] = task
+
+    async def _run(self, task: Task) -> None:
+        host = self._host
+        try:
+            value = await host._job_coroutine(task)
+        except asyncio.CancelledError:
+            host._job_cancelled(task)
+        except Exception as exc:
+            host._job_failed(task, exc)
+        except BaseException as exc:
+            # KeyboardInterrupt / SystemExit: asyncio re-raises these out of
+            # the event loop, which is where they belong.
+            host._job_failed(task, exc)
+            raise
+        else:
+            host._job_finished(task, value)
+        finally:
+            # task._value now holds the outcome, so ask asyncio for the handle.
+            self._forget(_current_task(self._loop))  # type: ignore[arg-type]
+
+    def _forget(self, job: asyncio.Task[None]) -> None:
+        jobs = self._jobs
+        jobs.pop(job, None)
+        if not jobs and self._all_ended is not None:
+            _resolve(self._all_ended)
+
+    async def run_inline(self, task: Task) -> None:
+        host = self._host
+        self._inline = task
+        task._value = None
+        try:
+            value = await host._job_coroutine(task)
+        except asyncio.CancelledError:
+            host._job_cancelled(task)
+            if not self._take_back_inline_cancel():
+                raise
+        except Exception as exc:
+            host._job_failed(task, exc)
+        except BaseException as exc:
+            host._job_failed(task, exc)
+            raise
+        else:
+            host._job_finished(task, value)
+        finally:
+            self._inline = None
+            if self._inline_cancelled:
+                # The job swallowed our cancellation: undo it on the serving
+                # task, so it does not look cancelled from outside.
+                self._take_back_inline_cancel()
+
+    def _take_back_inline_cancel(self) -> bool:
+        """Undo the cancel we sent; ``True`` if no other cancel is pending."""
+        if not self._inline_cancelled:
+            return False
+        self._inline_cancelled = False
+        assert self._serving is not None
+        return self._serving.uncancel() == 0
+
+    def cancel_job(self, task: Task) -> None:
+        if task is self._inline:
+            if not self._inline_cancelled:
+                self._inline_cancelled = True
+                assert self._serving is not None
+                self._serving.cancel()
+            return
+        job: asyncio.Task[None] = task._value
+        job.cancel()
+        if _never_started(job):
+            # Its coroutine will never run, so neither will _run's bookkeeping.
+            self._host._job_cancelled(task)
+            self._forget(job)
+
+    def cancel_all(self) -> None:
+        inline = self._inline
+        if inline is not None:
+            self.cancel_job(inline)
+        for job, task in list(self._jobs.items()):
+            job.cancel()
+            if _never_started(job):
+                self._host._job_cancelled(task)
+                self._forget(job)
+
+
+class AsyncioBinding(LoopBinding):
+    """One running asyncio loop."""
+
+    name = "asyncio"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.clock = loop.time
+        # Strong references to facade serving tasks: the loop itself keeps
+        # only weak ones.
+        self._facades: set[asyncio.Task[None]] = set()
+
+    def in_loop(self) -> bool:
+        return _get_running_loop() is self._loop
+
+    def open_engine(self, host: JobHost) -> Engine:
+        from . import portable_forced
+
+        if portable_forced():
+            return AnyioEngine(host)
+        return AsyncioEngine(host, self._loop)
+
+    def start_facade(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        facade = self._loop.create_task(run())
+        self._facades.add(facade)
+        facade.add_done_callback(self._facade_done)
+
+    def _facade_done(self, facade: asyncio.Task[None]) -> None:
+        self._facades.discard(facade)
+        if facade.cancelled():
+            return
+        exc = facade.exception()
+        if exc is not None:
+            # Nobody awaits a facade: report what ended it rather than let
+            # asyncio complain that the exception was never retrieved.
+            logging.getLogger("aioscheduler").error(
+                "scheduler started with start() stopped on an error", exc_info=exc
+            )
+
+
+def current_binding() -> AsyncioBinding | None:
+    """Return the binding of the asyncio loop running in this thread, if any."""
+    loop = _get_running_loop()
+    if loop is None:
+        return None
+    binding: AsyncioBinding | None = getattr(loop, "_aioscheduler_binding", None)
+    if binding is None:
+        binding = AsyncioBinding(loop)
+        # A loop class with __slots__ refuses the attribute: then each call
+        # makes a fresh binding, which is only slower.
+        with contextlib.suppress(AttributeError):
+            loop._aioscheduler_binding = binding  # type: ignore[attr-defined]
+    return binding

@@ -1,0 +1,144 @@
+"""Development sessions for aioscheduler.
+
+``python3 -m nox`` runs the default sessions (lint, types, tests on every
+supported Python, tests without trio); ``python3 -m nox --list`` shows all.
+Python versions and dependency groups come from ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import nox
+from packaging.requirements import Requirement
+
+nox.needs_version = ">=2025.2.9"  # nox.project.dependency_groups
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers
+OLDEST = PYTHONS[0]
+
+nox.options.sessions = ["lint", "types", "tests", "tests_no_trio", "tests_ran"]
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True  # a fresh clone has no .nox/
+# Skip a session whose Python is missing, even under CI=true (where nox would
+# otherwise fail it); `tests_ran` fails the run if that left no tests at all.
+nox.options.error_on_missing_interpreters = False
+
+
+def _groups(*names: str) -> tuple[str, ...]:
+    """Return the requirements of the named dependency groups."""
+    return nox.project.dependency_groups(PYPROJECT, *names)
+
+
+def _add_pyenv_pythons() -> None:
+    """Let nox find pyenv's installed CPythons, not only the activated one.
+
+    nox looks on PATH and at pyenv's *active* versions; appending every
+    ``$PYENV_ROOT/versions/3.X.Y/bin`` (newest first) lets ``tests-3.12`` run
+    wherever 3.12 is merely installed. Appended, so PATH keeps priority.
+    """
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"), "versions")
+    if not root.is_dir():
+        return
+    found = [d for d in root.iterdir() if re.fullmatch(r"3\.\d+\.\d+", d.name)]
+    found.sort(key=lambda d: tuple(map(int, d.name.split("."))), reverse=True)
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    path += [str(d / "bin") for d in found if str(d / "bin") not in path]
+    os.environ["PATH"] = os.pathsep.join(path)
+
+
+_add_pyenv_pythons()
+
+# How `tests_ran` learns which `tests-3.X` sessions passed: each leaves a marker
+# named after this nox run. The id is put in the environment so `--parallel`
+# workers (child nox processes that re-import this file) share it, and markers
+# left by earlier runs never count.
+RUN_ID = os.environ.setdefault("AIOSCHEDULER_NOX_RUN", uuid.uuid4().hex)
+RAN_DIR = Path(".nox", ".tests-passed", RUN_ID)
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Run the test suite on asyncio, asyncio+uvloop and trio."""
+    session.install(".", *_groups("test"))
+    session.run("pytest", *session.posargs)
+    RAN_DIR.mkdir(parents=True, exist_ok=True)
+    (RAN_DIR / str(session.python)).touch()
+
+
+@nox.session(python=False, requires=["tests"])
+def tests_ran(session: nox.Session) -> None:
+    """Fail unless at least one Python ran the test suite (others may be missing).
+
+    nox only *skips* ``tests-3.X`` when that Python is not installed, and a run
+    where everything was skipped would still exit 0. This session comes after
+    all of them (``requires``); a failed ``tests-3.X`` already aborts it.
+    """
+    ran = sorted(p.name for p in RAN_DIR.glob("*"))
+    if not ran:
+        session.error(
+            f"no Python in {PYTHONS} was found, so no tests ran; install one"
+            " (e.g. `pyenv install 3.13`) and run `python3 -m nox` again"
+        )
+    session.log(f"tests passed on Python {', '.join(ran)}")
+    shutil.rmtree(RAN_DIR)
+
+
+@nox.session(python=OLDEST)
+def tests_no_trio(session: nox.Session) -> None:
+    """Prove trio is optional: import and run on asyncio without trio installed."""
+    wanted = {"pytest", "pytest-timeout"}
+    session.install(".", *(r for r in _groups("test") if Requirement(r).name in wanted))
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util, sys;"
+        " sys.exit('trio is installed' if importlib.util.find_spec('trio') else 0)",
+    )
+    session.run("pytest", "tests/test_optional_trio.py", *session.posargs)
+
+
+@nox.session(python=None)
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff (run `ruff format .` to fix)."""
+    session.install(*_groups("lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=None)
+def types(session: nox.Session) -> None:
+    """Type-check the package and the tests with mypy --strict."""
+    session.install(".", *_groups("types"))
+    session.run("mypy", "--strict", *(session.posargs or ["aioscheduler", "tests"]))
+
+
+@nox.session(python=None, default=False)
+def docs(session: nox.Session) -> None:
+    """Build the HTML docs with Sphinx, warnings as errors."""
+    if not Path("docs", "conf.py").is_file():
+        session.error("docs/conf.py is missing: there is no Sphinx project to build")
+    has_group = "docs" in PYPROJECT.get("dependency-groups", {})
+    session.install(".", *(_groups("docs") if has_group else ["sphinx"]))
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
+    )
+
+
+@nox.session(python=None, default=False)
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks: `nox -s bench -- <benchmark options>`."""
+    session.install(".[trio,uvloop]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python=None, default=False)
+def soak(session: nox.Session) -> None:
+    """Run the long soak tests (marked `soak`); pass pytest options after `--`."""
+    session.install(".", *_groups("test"))
+    session.run("pytest", "-m", "soak", "tests/", *session.posargs)
