@@ -1,0 +1,65 @@
+"""Every behaviour test runs on every event loop path, in virtual time.
+
+Paths: ``asyncio`` (the native asyncio engine), ``asyncio+anyio`` (the
+portable AnyIO engine on asyncio) and ``trio`` (the portable engine, which
+is Trio's only one). Time is virtual on all of them: Trio's
+``MockClock(autojump_threshold=0)`` and, on asyncio, a ``looptime`` loop;
+both jump the clock forward whenever every task is waiting, so a job an
+hour ahead runs in microseconds and lateness is measured exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+HAVE_TRIO = importlib.util.find_spec("trio") is not None
+HAVE_LOOPTIME = importlib.util.find_spec("looptime") is not None
+
+PATHS = [
+    pytest.param(("asyncio", "native"), id="asyncio"),
+    pytest.param(("asyncio", "anyio"), id="asyncio+anyio"),
+]
+if HAVE_TRIO:
+    PATHS.append(pytest.param(("trio", "anyio"), id="trio"))
+
+
+def _virtual_time_loop() -> asyncio.AbstractEventLoop:
+    import looptime
+
+    loop: asyncio.AbstractEventLoop = looptime.new_event_loop(start=1000.0)
+    return loop
+
+
+def backend_options(name: str) -> dict[str, Any]:
+    """Return AnyIO backend options that give *name* a virtual clock."""
+    if name == "trio":
+        from trio.testing import MockClock
+
+        return {"clock": MockClock(rate=0, autojump_threshold=0)}
+    if HAVE_LOOPTIME:
+        factory: Callable[[], asyncio.AbstractEventLoop] = _virtual_time_loop
+        return {"loop_factory": factory}
+    return {}
+
+
+@pytest.fixture(params=PATHS)
+def anyio_backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, dict[str, Any]]:
+    name, engine = request.param
+    if engine == "anyio":
+        monkeypatch.setenv("AIOSCHEDULER_ENGINE", "anyio")
+    else:
+        monkeypatch.delenv("AIOSCHEDULER_ENGINE", raising=False)
+    return name, backend_options(name)
+
+
+@pytest.fixture
+def backend_name(anyio_backend: tuple[str, dict[str, Any]]) -> str:
+    """The event loop under test: ``"asyncio"`` or ``"trio"``."""
+    return anyio_backend[0]
