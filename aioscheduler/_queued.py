@@ -11,7 +11,7 @@ from . import backends
 from ._callables import check_async_fn, check_coroutine
 from ._queues import FifoQueue, LifoQueue
 from ._scheduler import BaseScheduler, ErrorHandler
-from ._task import RUNNING, Task
+from ._task import RUNNING, QueuedTask, Task
 
 __all__ = ["LifoQueuedScheduler", "QueuedScheduler"]
 
@@ -50,6 +50,7 @@ class QueuedScheduler(BaseScheduler):
         super().__init__(max_tasks, on_error=on_error)
         self._pending: FifoQueue | LifoQueue = self._new_queue()
         self._sequence = count()
+        self._checked_fn: object = None
 
     def _new_queue(self) -> FifoQueue | LifoQueue:
         return FifoQueue()
@@ -80,15 +81,17 @@ class QueuedScheduler(BaseScheduler):
 
         .. versionadded:: 2.0
         """
-        check_async_fn(async_fn)
+        if async_fn is not self._checked_fn:
+            check_async_fn(async_fn)
+            self._checked_fn = async_fn
         return self._push(async_fn, args)
 
     def _push(self, callback: Any, args: tuple[Any, ...] | None) -> Task:
-        binding = self._binding
-        if binding is None or not binding.in_loop():
+        if self._current_loop() is not self._loop:
             self._bind()
-        self._check_open()
-        task = Task(self, callback, args, next(self._sequence), None)
+        if self._closed or self._max_tasks is not None:
+            self._check_open()
+        task = QueuedTask(self, callback, args, next(self._sequence))
         self._pending._entries.append(task)
         self._loads[self._slot] += 1
         if self._sleeping_until == math.inf:

@@ -13,9 +13,10 @@ import heapq
 from collections import deque
 from collections.abc import Iterator
 from itertools import count
+from operator import attrgetter
 from typing import Protocol
 
-from ._task import PENDING, Task
+from ._task import PENDING, Task, TimedTask
 
 __all__ = ["DeadlineHeap", "FifoQueue", "LifoQueue", "PendingJobs"]
 
@@ -40,60 +41,90 @@ class PendingJobs(Protocol):
 
 
 class DeadlineHeap:
-    """A min-heap of timed jobs ordered by (deadline, scheduling order)."""
+    """A min-heap of timed jobs, each a :class:`TimedTask` (a float: its deadline).
 
-    __slots__ = ("_entries", "_garbage", "_sequence")
+    Equal deadlines come out of a heap in no particular order, so when jobs
+    come due, :meth:`pop_due` moves every job due by then into a ready queue,
+    ties put in scheduling order, and hands them out from there.
+    """
+
+    __slots__ = ("_entries", "_garbage", "_ready", "_sequence")
 
     def __init__(self) -> None:
-        # (deadline, sequence, task): tuples compare in C, and the unique
-        # sequence number both breaks ties FIFO and keeps Task out of the
-        # comparison.
-        self._entries: list[tuple[float, int, Task]] = []
+        self._entries: list[TimedTask] = []
+        self._ready: deque[TimedTask] = deque()
+        # Cancelled tasks still in _entries or _ready.
         self._garbage = 0
         self._sequence = count()
 
     def __len__(self) -> int:
-        return len(self._entries) - self._garbage
+        return len(self._entries) + len(self._ready) - self._garbage
 
-    def push(self, deadline: float, task: Task) -> None:
-        """Add *task*, due at loop-clock time *deadline*."""
-        heapq.heappush(self._entries, (deadline, next(self._sequence), task))
+    def push(self, task: TimedTask) -> None:
+        """Add *task*, due at its deadline."""
+        heapq.heappush(self._entries, task)
 
     def next_deadline(self) -> float | None:
         """Return the earliest live deadline, or ``None`` if empty."""
+        for task in self._ready:
+            if task._state == PENDING:
+                return float(task)
         entries = self._entries
         while entries:
-            entry = entries[0]
-            if entry[2]._state == PENDING:
-                return entry[0]
+            task = entries[0]
+            if task._state == PENDING:
+                return float(task)
             heapq.heappop(entries)
             self._garbage -= 1
         return None
 
-    def pop_due(self, now: float) -> Task | None:
-        """Remove and return the earliest live task due at or before *now*."""
-        entries = self._entries
-        while entries and entries[0][0] <= now:
-            task = heapq.heappop(entries)[2]
-            if task._state == PENDING:
-                return task
-            self._garbage -= 1
-        return None
+    def pop_due(self, now: float) -> TimedTask | None:
+        """Remove and return the next live task due at or before *now*.
+
+        Tasks come out by deadline, ties in scheduling order.
+        """
+        ready = self._ready
+        while True:
+            while ready:
+                task = ready.popleft()
+                if task._state == PENDING:
+                    return task
+                self._garbage -= 1
+            entries = self._entries
+            if not entries or entries[0] > now:
+                return None
+            due: list[TimedTask] = []
+            pop = heapq.heappop
+            while entries and entries[0] <= now:
+                due.append(pop(entries))
+            if len(due) > 1:
+                # Two stable C-level sorts: by sequence, then by deadline.
+                due.sort(key=_sequence_of)
+                due.sort(key=float)
+            ready.extend(due)
 
     def discard(self, task: Task) -> None:
         self._garbage += 1
         if self._garbage > _MIN_GARBAGE_TO_COMPACT and self._garbage * 2 > len(
             self._entries
-        ):
-            self._entries = [e for e in self._entries if e[2]._state == PENDING]
+        ) + len(self._ready):
+            self._entries = [t for t in self._entries if t._state == PENDING]
             heapq.heapify(self._entries)
+            self._ready = deque(t for t in self._ready if t._state == PENDING)
             self._garbage = 0
 
     def drain(self) -> Iterator[Task]:
-        entries, self._entries, self._garbage = self._entries, [], 0
-        for entry in entries:
-            if entry[2]._state == PENDING:
-                yield entry[2]
+        ready, entries = self._ready, self._entries
+        self._ready, self._entries, self._garbage = deque(), [], 0
+        for task in ready:
+            if task._state == PENDING:
+                yield task
+        for task in entries:
+            if task._state == PENDING:
+                yield task
+
+
+_sequence_of = attrgetter("_seq")
 
 
 class _SequenceQueue:

@@ -94,10 +94,15 @@ class BaseScheduler(Hosted):
         self._max_tasks = _check_max_tasks(max_tasks)
         self._on_error = _check_on_error(on_error)
         self._run_state = _INITIAL
+        # Mirrors "_run_state is _CLOSED" as one attribute read for hot paths.
+        self._closed = False
         self._stopped = False
         self._closing = False
         self._binding: backends.LoopBinding | None = None
         self._clock: Callable[[], float] = _unbound_clock
+        # The hot-path loop check: self._current_loop() is self._loop.
+        self._loop: object = _UNBOUND
+        self._current_loop: Callable[[], object] = _no_loop
         self._wall_offset = 0.0
         self._engine: backends.Engine | None = None
         # The serving task's sleep target; -inf while it is awake (then it
@@ -129,6 +134,8 @@ class BaseScheduler(Hosted):
             )
         binding = self._binding = backends.current_binding()
         self._clock = binding.clock
+        self._loop = binding.loop
+        self._current_loop = binding.current_loop
         # One wall-to-loop offset per scheduler, so equal datetimes map to
         # equal deadlines (ties stay ties) and test clocks drive everything.
         self._wall_offset = time.time() - binding.clock()
@@ -144,7 +151,7 @@ class BaseScheduler(Hosted):
 
     def _check_open(self) -> None:
         """Raise if no job may be added now (the loop check is the caller's)."""
-        if self._run_state is _CLOSED:
+        if self._closed:
             raise SchedulerClosed(
                 f"{type(self).__name__} is closed; create a new scheduler to "
                 "schedule more jobs"
@@ -324,7 +331,7 @@ class BaseScheduler(Hosted):
                     self._shut_down(engine)
         finally:
             self._engine = None
-            self._run_state = _CLOSED
+            self._set_closed()
             self._stopped = True
             stopped = self._stopped_event
             if stopped is not None:
@@ -337,7 +344,7 @@ class BaseScheduler(Hosted):
 
     def _shut_down(self, engine: backends.Engine) -> None:
         """Refuse new jobs, cancel pending ones and deliver cancel to running ones."""
-        self._run_state = _CLOSED
+        self._set_closed()
         self._cancel_pending()
         engine.cancel_all()
 
@@ -384,8 +391,12 @@ class BaseScheduler(Hosted):
             stopped = self._stopped_event = anyio.Event()
         await stopped.wait()
 
-    def _unclaim(self) -> None:
+    def _set_closed(self) -> None:
         self._run_state = _CLOSED
+        self._closed = True
+
+    def _unclaim(self) -> None:
+        self._set_closed()
         self._stopped = True
         self._cancel_pending()
 
@@ -394,6 +405,13 @@ class BaseScheduler(Hosted):
 
     async def _serve_hosted(self, *, task_status: TaskStatus[None]) -> None:
         await self._serve_claimed(task_status, group_failure=False)
+
+
+_UNBOUND = object()
+
+
+def _no_loop() -> None:
+    return None
 
 
 def _unbound_clock() -> float:

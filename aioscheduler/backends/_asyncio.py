@@ -200,8 +200,9 @@ class AsyncioBinding(LoopBinding):
     name = "asyncio"
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop = self.loop = loop
         self.clock = loop.time
+        self.current_loop = _get_running_loop
         # Strong references to facade serving tasks: the loop itself keeps
         # only weak ones.
         self._facades: set[asyncio.Task[None]] = set()

@@ -23,8 +23,9 @@ class TrioBinding(LoopBinding):
     name = "trio"
 
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
-        self._token = token
+        self._token = self.loop = token
         self.clock = trio.current_time
+        self.current_loop = _current_token
 
     def in_loop(self) -> bool:
         try:
@@ -40,6 +41,13 @@ class TrioBinding(LoopBinding):
             "start() is the 1.x asyncio facade and cannot run under Trio: use "
             "'async with scheduler:' or 'await nursery.start(scheduler.run)'"
         )
+
+
+def _current_token() -> trio.lowlevel.TrioToken | None:
+    try:
+        return trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
 
 
 def current_binding() -> TrioBinding | None:
