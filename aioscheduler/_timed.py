@@ -92,7 +92,7 @@ class TimedScheduler(BaseScheduler):
         when: datetime,
         async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
         /,
-        *args: Unpack[PosArgsT],
+        *args: *PosArgsT,
     ) -> Task:
         """Run ``async_fn(*args)`` at *when*.
 
@@ -116,7 +116,7 @@ class TimedScheduler(BaseScheduler):
         delay: float | timedelta,
         async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
         /,
-        *args: Unpack[PosArgsT],
+        *args: *PosArgsT,
     ) -> Task:
         """Run ``async_fn(*args)`` after *delay* seconds (or a ``timedelta``).
 
