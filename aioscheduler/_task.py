@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid as _uuid
+from uuid import UUID, uuid4
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -61,7 +61,7 @@ class Task:
     _priority: datetime | int | None
     _seq: int
     _state: int
-    _uuid: _uuid.UUID | None
+    _uuid: UUID | None
     _value: Any
     _waiter: anyio.Event | None
 
@@ -88,7 +88,7 @@ class Task:
         return priority
 
     @property
-    def uuid(self) -> _uuid.UUID:
+    def uuid(self) -> UUID:
         """A random :class:`uuid.UUID` naming this task.
 
         Made on first access: most tasks are never asked for one, and
@@ -96,7 +96,7 @@ class Task:
         """
         value = self._uuid
         if value is None:
-            value = self._uuid = _uuid.uuid4()
+            value = self._uuid = uuid4()
         return value
 
     # -- 2.0 fields ---------------------------------------------------------
@@ -244,8 +244,8 @@ class TimedTask(float, Task):
         self._waiter = None
         return self
 
-    __eq__ = object.__eq__  # type: ignore[assignment]
-    __ne__ = object.__ne__  # type: ignore[assignment]
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
     __hash__ = object.__hash__
     __str__ = Task.__repr__
 
