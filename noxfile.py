@@ -120,14 +120,26 @@ def types(session: nox.Session) -> None:
 
 @nox.session(python=None, default=False)
 def docs(session: nox.Session) -> None:
-    """Build the HTML docs with Sphinx, warnings as errors."""
-    if not Path("docs", "conf.py").is_file():
-        session.error("docs/conf.py is missing: there is no Sphinx project to build")
-    has_group = "docs" in PYPROJECT.get("dependency-groups", {})
-    session.install(".", *(_groups("docs") if has_group else ["sphinx"]))
+    """Build the docs (warnings as errors), run every example, check the API reference.
+
+    Needs nothing outside Python (the overview diagram is drawn by
+    ``docs/_ext/overview_diagram.py``). Arguments after ``--`` go to pytest,
+    e.g. ``nox -s docs -- -k tutorial``.
+    """
+    session.install(".", *_groups("docs"))
+    # -E: a fresh environment, so warnings from unchanged pages are not hidden.
     session.run(
-        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
+        "sphinx-build",
+        "-E",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
     )
+    session.run("python", "docs/check_api.py", "docs/_build/html")
+    session.run("pytest", "tests/test_docs_examples.py", *session.posargs)
 
 
 @nox.session(python=None, default=False)

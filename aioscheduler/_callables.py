@@ -26,6 +26,13 @@ def check_async_fn(async_fn: Callable[..., Any]) -> None:
         return
     if inspect.iscoroutinefunction(async_fn):
         return
+    if inspect.iscoroutine(async_fn):
+        async_fn.close()  # rejected: close it, or Python warns it was never awaited
+        raise TypeError(
+            f"expected an async function, got the coroutine object {async_fn!r}; "
+            "pass the function and its arguments (start_soon(work, 1)), or use "
+            "schedule() for coroutine objects"
+        )
     if not callable(async_fn):
         raise TypeError(f"expected an async function, got {async_fn!r}")
     call = inspect.getattr_static(type(async_fn), "__call__", None)

@@ -26,8 +26,8 @@ class SchedulerClosed(SchedulerError, RuntimeError):
     """Raised when scheduling on a scheduler that has been closed.
 
     A scheduler serves once: after its ``async with`` block, its ``run()`` or
-    its 1.x facade has ended, or after :meth:`aclose`, it takes no more jobs.
-    Create a new scheduler instead.
+    its 1.x facade has ended, or after :meth:`TimedScheduler.aclose`, it
+    takes no more jobs. Create a new scheduler instead.
 
     .. versionadded:: 2.0
     """

@@ -161,7 +161,10 @@ class Manager(Hosted, Generic[SchedulerT]):
 
     @property
     def is_started(self) -> bool:
-        """``True`` while the manager's schedulers serve (1.x)."""
+        """``True`` while the manager's schedulers serve.
+
+        .. versionadded:: 2.0
+        """
         return any(scheduler.is_started for scheduler in self.schedulers)
 
     def _claim(self) -> None:

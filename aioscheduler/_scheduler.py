@@ -266,7 +266,10 @@ class BaseScheduler(Hosted):
 
     @property
     def is_started(self) -> bool:
-        """``True`` while the scheduler serves (1.x)."""
+        """``True`` while the scheduler serves.
+
+        .. versionadded:: 2.0
+        """
         return self._run_state is _RUNNING
 
     def _claim(self) -> None:

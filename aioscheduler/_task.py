@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
+from uuid import UUID, uuid4
 
 import anyio
 

@@ -1,0 +1,69 @@
+"""Sphinx configuration for the aioscheduler docs.
+
+Build: ``nox -s docs`` (HTML with warnings as errors, then the examples and
+the API coverage check), or ``sphinx-build -W --keep-going -b html docs
+docs/_build/html``. Needs no program outside Python: the overview diagram is
+drawn by ``_ext/overview_diagram.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE / "_ext"))
+
+import aioscheduler  # noqa: E402
+
+project = "aioscheduler"
+author = "aioscheduler developers"
+copyright = "aioscheduler developers"
+release = aioscheduler.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinxcontrib_trio",
+    "myst_parser",
+    "aioscheduler_docs",
+]
+
+# Only .rst pages; Markdown is included on purpose (the benchmark table),
+# never built as a page of its own.
+source_suffix = {".rst": "restructuredtext"}
+exclude_patterns = ["_build", "performance", "README.md"]
+templates_path: list[str] = []
+
+# Every reference must resolve: a renamed API breaks the build.
+nitpicky = True
+nitpick_ignore_regex = [
+    # Type variables and private helpers that show up in signatures.
+    ("py:class", r"(aioscheduler\.)?(_\w+\.)*(SchedulerT|PosArgsT|ErrorHandler)"),
+    ("py:class", r"Unpack\[.*\]|\*PosArgsT"),
+    ("py:class", r"(typing\.)?(Any|Literal|Callable|Coroutine|Generic)"),
+    ("py:class", r"Task"),
+]
+
+# Plain ``::`` blocks are Python: only docstrings use them (their examples
+# run in tests/test_docs_examples.py, which also refuses such blocks in the
+# .rst pages, where every Python example is a ``.. runnable::``).
+highlight_language = "python3"
+pygments_style = "friendly"
+pygments_dark_style = "monokai"
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_typehints_format = "short"
+autodoc_preserve_defaults = True
+autodoc_inherit_docstrings = True
+autoclass_content = "class"
+
+html_theme = "furo"
+html_title = f"aioscheduler {release}"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+html_theme_options = {
+    "navigation_with_keys": True,
+}
+html_show_sourcelink = False
