@@ -7,7 +7,11 @@ from collections.abc import Callable
 from functools import partial as _partial_type
 from typing import Any, Final
 
-__all__ = ["check_async_fn", "check_coroutine"]
+__all__ = ["NOTHING_CHECKED", "check_async_fn", "check_coroutine"]
+
+#: Starts the schedulers' "last function that passed check_async_fn" cache:
+#: unlike None, never the object under test.
+NOTHING_CHECKED: Final = object()
 
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
 

@@ -8,6 +8,7 @@ from itertools import count
 from typing import Any, TypeVarTuple, Unpack
 
 from . import backends
+from ._callables import NOTHING_CHECKED as _NOTHING_CHECKED
 from ._callables import check_async_fn, check_coroutine
 from ._queues import FifoQueue, LifoQueue
 from ._scheduler import BaseScheduler, ErrorHandler
@@ -50,7 +51,7 @@ class QueuedScheduler(BaseScheduler):
         super().__init__(max_tasks, on_error=on_error)
         self._pending: FifoQueue | LifoQueue = self._new_queue()
         self._sequence = count()
-        self._checked_fn: object = None
+        self._checked_fn: object = _NOTHING_CHECKED
 
     def _new_queue(self) -> FifoQueue | LifoQueue:
         return FifoQueue()

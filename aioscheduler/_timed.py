@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVarTuple, Unpack
 
 from . import backends
+from ._callables import NOTHING_CHECKED as _NOTHING_CHECKED
 from ._callables import check_async_fn, check_coroutine
 from ._queues import DeadlineHeap
 from ._scheduler import BaseScheduler, ErrorHandler
@@ -68,7 +69,7 @@ class TimedScheduler(BaseScheduler):
         self._pending: DeadlineHeap = DeadlineHeap()
         # The last function that passed check_async_fn: jobs usually come
         # in runs of the same function, and the check is the costly part.
-        self._checked_fn: object = None
+        self._checked_fn: object = _NOTHING_CHECKED
 
     def schedule(self, coro: Coroutine[Any, Any, Any], when: datetime) -> Task:
         """Run the coroutine object *coro* at *when* (the 1.x form).
