@@ -92,12 +92,16 @@ class Manager(Hosted, Generic[SchedulerT]):
 
     def _least_loaded(self) -> Any:
         loads = self._loads
+        if self._max_tasks is not None:
+            self._check_total()
+        return self.schedulers[loads.index(min(loads))]
+
+    def _check_total(self) -> None:
         max_tasks = self._max_tasks
-        if max_tasks is not None and sum(loads) >= max_tasks:
+        if max_tasks is not None and sum(self._loads) >= max_tasks:
             raise TaskLimitReached(
                 f"Manager already has max_tasks={max_tasks} pending and running jobs"
             )
-        return self.schedulers[loads.index(min(loads))]
 
     def schedule(self, coro: Coroutine[Any, Any, Any], *args: Any) -> Task:
         """Schedule the coroutine object *coro* on the least loaded scheduler.
@@ -122,7 +126,11 @@ class Manager(Hosted, Generic[SchedulerT]):
         *args: *PosArgsT,
     ) -> Task:
         """Run ``async_fn(*args)`` at *when* on the least loaded scheduler (timed)."""
-        task: Task = self._least_loaded().start_at(when, async_fn, *args)
+        if self._max_tasks is not None:
+            self._check_total()
+        loads = self._loads
+        scheduler: Any = self.schedulers[loads.index(min(loads))]
+        task: Task = scheduler.start_at(when, async_fn, *args)
         return task
 
     def start_after(

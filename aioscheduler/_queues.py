@@ -93,15 +93,27 @@ class DeadlineHeap:
             entries = self._entries
             if not entries or entries[0] > now:
                 return None
-            due: list[TimedTask] = []
-            pop = heapq.heappop
-            while entries and entries[0] <= now:
-                due.append(pop(entries))
-            if len(due) > 1:
-                # Two stable C-level sorts: by sequence, then by deadline.
-                due.sort(key=_sequence_of)
-                due.sort(key=float)
-            ready.extend(due)
+            self._collect_due(now)
+
+    def _collect_due(self, now: float) -> None:
+        """Move every task due at or before *now* to the ready queue, in order."""
+        entries = self._entries
+        due: list[TimedTask] = []
+        pop = heapq.heappop
+        while entries and entries[0] <= now:
+            due.append(pop(entries))
+            if len(due) % 1024 == 0 and len(entries) <= 8 * len(due):
+                # A burst: most of the heap is due. Splitting it once costs
+                # less than popping the rest one by one.
+                due += [task for task in entries if task <= now]
+                self._entries = [task for task in entries if task > now]
+                heapq.heapify(self._entries)
+                break
+        if len(due) > 1:
+            # Two stable C-level sorts: by sequence, then by deadline.
+            due.sort(key=_sequence_of)
+            due.sort(key=float)
+        self._ready.extend(due)
 
     def discard(self, task: Task) -> None:
         self._garbage += 1

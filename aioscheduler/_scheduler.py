@@ -167,6 +167,9 @@ class BaseScheduler(Hosted):
         engine = self._engine
         if engine is not None:
             engine.wake()
+            # It will look at the pending jobs again anyway: until it sleeps
+            # again, further jobs need not wake it.
+            self._sleeping_until = _NOT_SLEEPING
 
     # -- the job runner (called by engines) -----------------------------------
 
@@ -206,11 +209,14 @@ class BaseScheduler(Hosted):
         loads = self._loads
         slot = self._slot
         loads[slot] -= 1
-        if not loads[slot]:
-            idle = self._idle_event
-            if idle is not None:
-                self._idle_event = None
-                idle.set()
+        if not loads[slot] and self._idle_event is not None:
+            self._settle_idle()
+
+    def _settle_idle(self) -> None:
+        idle = self._idle_event
+        assert idle is not None
+        self._idle_event = None
+        idle.set()
 
     def _report(self, task: Task, exc: Exception) -> None:
         on_error = self._on_error
@@ -245,9 +251,19 @@ class BaseScheduler(Hosted):
     def _cancel_task(self, task: Task) -> bool:
         state = task._state
         if state == PENDING:
+            # Inlined _job_cancelled_pending: a mass cancel is a hot path.
             task._state = CANCELLED
             self._pending.discard(task)
-            self._job_cancelled_pending(task)
+            if task._args is None:
+                task.callback.close()  # type: ignore[union-attr]
+            if task._waiter is not None:
+                self._settle(task)
+            else:
+                loads = self._loads
+                slot = self._slot
+                loads[slot] -= 1
+                if not loads[slot] and self._idle_event is not None:
+                    self._settle_idle()
             return True
         if state == RUNNING:
             engine = self._engine
@@ -298,7 +314,15 @@ class BaseScheduler(Hosted):
             raise
 
     async def _serve_facade(self) -> None:
-        await self._serve_claimed(anyio.TASK_STATUS_IGNORED, group_failure=True)
+        try:
+            await self._serve_claimed(anyio.TASK_STATUS_IGNORED, group_failure=True)
+        except BaseExceptionGroup as group:
+            # asyncio lets KeyboardInterrupt and SystemExit out of the event
+            # loop only when a task raises them bare; a task group wraps them.
+            interrupt = _interrupt_in(group)
+            if interrupt is None:
+                raise
+            raise interrupt from None
 
     async def run(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -408,6 +432,14 @@ class BaseScheduler(Hosted):
 
     async def _serve_hosted(self, *, task_status: TaskStatus[None]) -> None:
         await self._serve_claimed(task_status, group_failure=False)
+
+
+def _interrupt_in(group: BaseExceptionGroup[Any]) -> BaseException | None:
+    """Return the first KeyboardInterrupt or SystemExit in *group*, if any."""
+    matched: BaseException | None = group.split((KeyboardInterrupt, SystemExit))[0]
+    while isinstance(matched, BaseExceptionGroup):
+        matched = matched.exceptions[0]
+    return matched
 
 
 _UNBOUND = object()

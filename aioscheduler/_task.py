@@ -65,9 +65,14 @@ class Task:
     _value: Any
     _waiter: anyio.Event | None
 
-    callback: Coroutine[Any, Any, Any] | Callable[..., Coroutine[Any, Any, Any]]
-    """The coroutine object (1.x ``schedule`` form) or the async function
-    (``start_*`` forms) that the job runs."""
+    if TYPE_CHECKING:
+        callback: Coroutine[Any, Any, Any] | Callable[..., Coroutine[Any, Any, Any]]
+    else:
+        # Documented here; the value lives in the concrete classes' slot.
+        callback = property(
+            doc="The coroutine object (1.x ``schedule`` form) or the async "
+            "function (``start_*`` forms) that the job runs."
+        )
 
     # -- 1.x fields ---------------------------------------------------------
 

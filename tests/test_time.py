@@ -35,7 +35,7 @@ from aioscheduler._time import (
     utc_from_timestamp,
 )
 
-TICK = 2e-6  # looptime's asyncio clock moves in whole microseconds
+TICK = 5e-6  # looptime ticks in whole µs; timers are set 1 ns past deadlines
 EPS = 1e-6  # float error of a ~1.8e9 s timestamp turned into a deadline
 
 KOLKATA = ZoneInfo("Asia/Kolkata")  # UTC+05:30, no DST

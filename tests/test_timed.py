@@ -33,9 +33,11 @@ from aioscheduler import (
     TimedScheduler,
 )
 
-# looptime keeps asyncio's clock in whole microseconds, so a timer may fire up
-# to one tick after its deadline; never before it.
-TICK = 2e-6
+# looptime keeps asyncio's clock in whole microseconds, and the asyncio engines
+# set their timers one clock resolution past the deadline so they never fire
+# early (backends/_asyncio.py, _timer_slack): a job may start up to a few
+# ticks after its deadline; never before it.
+TICK = 5e-6
 # Float error of converting a ~1.8e9 s POSIX timestamp to a loop deadline.
 EPS = 1e-6
 

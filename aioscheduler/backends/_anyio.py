@@ -27,8 +27,11 @@ __all__ = ["AnyioEngine"]
 class AnyioEngine(Engine):
     """Runs jobs in an AnyIO task group; see the module docstring."""
 
-    def __init__(self, host: JobHost) -> None:
+    def __init__(self, host: JobHost, timer_slack: float = 0.0) -> None:
         self._host = host
+        # See AsyncioEngine: asyncio fires timers up to its clock resolution
+        # early; sleeping that much longer makes the wake-up never early.
+        self._timer_slack = timer_slack
         # Capacity 1: one pending wake-up is as good as many.
         self._wake_send, self._wake_receive = anyio.create_memory_object_stream[None](1)
         self._task_group: TaskGroup | None = None
@@ -54,7 +57,9 @@ class AnyioEngine(Engine):
             self._wake_receive.close()
 
     async def sleep_until(self, deadline: float | None) -> None:
-        with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
+        if deadline is None:
+            deadline = math.inf
+        with anyio.CancelScope(deadline=deadline + self._timer_slack):
             await self._wake_receive.receive()
 
     def wake(self) -> None:
