@@ -144,8 +144,13 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=None, default=False)
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks: `nox -s bench -- <benchmark options>`."""
-    session.install(".[trio,uvloop]")
+    """Run the benchmarks (< 15 min): `nox -s bench -- <options>`, e.g. `-- --quick`.
+
+    aioscheduler 1.4.2, a baseline, is installed by the benchmarks themselves
+    into the git-ignored `benchmarks/.baselines/`, for a Python 3.10 found on
+    the machine (`python -m benchmarks --help`).
+    """
+    session.install(".[trio,uvloop]", "aiojobs>=1.2")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 

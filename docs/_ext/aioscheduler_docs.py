@@ -114,7 +114,9 @@ class IncludeIfExists(SphinxDirective):
         self.env.note_dependency(rel)
         source = self.state_machine.get_source(self.lineno)
         if Path(path).is_file():
-            lines = [f".. include:: {path}"]
+            # "/" + rel: a path from the docs root; an absolute filesystem
+            # path would be read as docs-relative too.
+            lines = [f".. include:: /{rel}"]
             if path.endswith(".md"):
                 lines.append("   :parser: myst_parser.sphinx_")
             self.state_machine.insert_input(lines, source)

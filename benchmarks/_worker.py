@@ -1,0 +1,65 @@
+"""Run one benchmark case in this (fresh) process and print its figures.
+
+    python -m benchmarks._worker '{"impl": "aioscheduler", "workload": "W2", ...}'
+
+Prints one line ``@@RESULT <json>`` and exits at once with ``os._exit``:
+tearing down millions of pending jobs measures nothing and can take longer
+than the run. Started by ``python -m benchmarks``, one process per run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from typing import Any
+
+MARKER = "@@RESULT "
+
+
+def report(result: dict[str, Any]) -> None:
+    """Print *result* for the parent and end the process now."""
+    sys.stdout.write(MARKER + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def main(argv: list[str]) -> None:
+    case = json.loads(argv[0])
+    warnings.simplefilter("ignore")
+    impl = case["impl"]
+    if impl.startswith("aioscheduler-anyio"):
+        os.environ["AIOSCHEDULER_ENGINE"] = "anyio"
+    if impl in ("aioscheduler", "aioscheduler-anyio"):
+        from aioscheduler import _bench
+
+        passes = ("tracemalloc",) if case.get("tracemalloc") else ("time",)
+        result = _bench.run(
+            case["workload"],
+            case["size"],
+            case["backend"],
+            variant=case["variant"],
+            passes=passes,
+            seed=case.get("seed", 0),
+            on_measured=report,
+        )
+    else:
+        from benchmarks import _floors
+
+        result = _floors.run(
+            impl,
+            case["workload"],
+            case["size"],
+            case["backend"],
+            variant=case["variant"],
+            tracing=bool(case.get("tracemalloc")),
+            seed=case.get("seed", 0),
+            on_measured=report,
+        )
+    report(result)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
