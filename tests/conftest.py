@@ -1,8 +1,7 @@
 """Every behaviour test runs on every event loop path, in virtual time.
 
-Paths: ``asyncio`` (the native asyncio engine), ``asyncio+anyio`` (the
-portable AnyIO engine on asyncio) and ``trio`` (the portable engine, which
-is Trio's only one). Time is virtual on all of them: Trio's
+Paths: ``asyncio`` and ``trio`` (each loop's native engine), and
+``asyncio+anyio`` and ``trio+anyio`` (the portable AnyIO engine on each). Time is virtual on all of them: Trio's
 ``MockClock(autojump_threshold=0)`` and, on asyncio, a ``looptime`` loop;
 both jump the clock forward whenever every task is waiting, so a job an
 hour ahead runs in microseconds and lateness is measured exactly.
@@ -25,7 +24,8 @@ PATHS = [
     pytest.param(("asyncio", "anyio"), id="asyncio+anyio"),
 ]
 if HAVE_TRIO:
-    PATHS.append(pytest.param(("trio", "anyio"), id="trio"))
+    PATHS.append(pytest.param(("trio", "native"), id="trio"))
+    PATHS.append(pytest.param(("trio", "anyio"), id="trio+anyio"))
 
 
 def _virtual_time_loop() -> asyncio.AbstractEventLoop:

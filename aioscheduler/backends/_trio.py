@@ -1,20 +1,115 @@
-"""Trio: the loop binding, and the refusal of the 1.x ``start()`` facade.
+"""Trio: the native engine, the loop binding, and the refusal of ``start()``.
 
-Trio's nurseries make AnyIO's task groups nearly free, so Trio runs the
-portable engine; there is no native one to keep in step.
+The native engine exists for speed, as on asyncio: since AnyIO 4.14 every
+``TaskGroup.start_soon`` also makes a task handle with its own cancel scope
+and event, which doubles the cost of starting a job on Trio. Here each job
+is one ``nursery.start_soon`` and one ``trio.CancelScope``, with the same
+semantics as the portable engine.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Coroutine
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ._anyio import AnyioEngine
 from ._interface import Engine, JobHost, LoopBinding
 
-__all__ = ["TrioBinding", "current_binding"]
+if TYPE_CHECKING:
+    from .._task import Task
+
+__all__ = ["TrioBinding", "TrioEngine", "current_binding"]
+
+
+class TrioEngine(Engine):
+    """Runs jobs in a Trio nursery, each in its own cancel scope."""
+
+    def __init__(self, host: JobHost) -> None:
+        self._host = host
+        self._nursery_manager = trio.open_nursery()
+        self._nursery: trio.Nursery | None = None
+        self._wakeup: trio.Event | None = None
+        self._woken = False
+
+    async def __aenter__(self) -> TrioEngine:
+        self._nursery = await self._nursery_manager.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # A nursery never swallows an exception from its body; ours never
+        # receives one anyway (the serving loop handles its own).
+        await self._nursery_manager.__aexit__(exc_type, exc, tb)
+
+    async def sleep_until(self, deadline: float | None) -> None:
+        if self._woken:
+            self._woken = False
+            await trio.lowlevel.checkpoint()
+            return
+        wakeup = self._wakeup = trio.Event()
+        try:
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await wakeup.wait()
+        finally:
+            self._wakeup = None
+            self._woken = False
+
+    def wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is None:
+            self._woken = True
+        else:
+            wakeup.set()
+
+    async def checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def spawn(self, task: Task) -> None:
+        scope = trio.CancelScope()
+        task._value = scope
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run, task, scope)
+
+    async def run_inline(self, task: Task) -> None:
+        scope = trio.CancelScope()
+        task._value = scope
+        await self._run(task, scope)
+
+    async def _run(self, task: Task, scope: trio.CancelScope) -> None:
+        host = self._host
+        with scope:
+            if scope.cancel_called:
+                # Cancelled between dispatch and its first step: never start it.
+                host._job_cancelled(task)
+                return
+            try:
+                value = await host._job_coroutine(task)
+            except Exception as exc:
+                host._job_failed(task, exc)
+                return
+            except trio.Cancelled:
+                host._job_cancelled(task)
+                raise
+            except BaseException as exc:
+                host._job_failed(task, exc)
+                raise
+            host._job_finished(task, value)
+
+    def cancel_job(self, task: Task) -> None:
+        scope: trio.CancelScope = task._value
+        scope.cancel()
+
+    def cancel_all(self) -> None:
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
 
 class TrioBinding(LoopBinding):
@@ -34,7 +129,11 @@ class TrioBinding(LoopBinding):
             return False
 
     def open_engine(self, host: JobHost) -> Engine:
-        return AnyioEngine(host)
+        from . import portable_forced
+
+        if portable_forced():
+            return AnyioEngine(host)
+        return TrioEngine(host)
 
     def start_facade(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
         raise RuntimeError(
@@ -52,8 +151,5 @@ def _current_token() -> trio.lowlevel.TrioToken | None:
 
 def current_binding() -> TrioBinding | None:
     """Return the binding of the Trio run in this thread, if any."""
-    try:
-        token = trio.lowlevel.current_trio_token()
-    except RuntimeError:
-        return None
-    return TrioBinding(token)
+    token = _current_token()
+    return None if token is None else TrioBinding(token)
