@@ -5,7 +5,7 @@ Two kinds of example are collected:
 * ``.. runnable::`` blocks in ``docs/**/*.rst``: complete programs. Each runs
   in a fresh interpreter, as a reader would run it, once per event loop path
   its ``:backends:`` option names (``asyncio`` runs on the native engine and
-  on the portable AnyIO engine; ``trio`` on Trio; ``pytest`` runs the block as
+  on the portable AnyIO engine; ``trio`` likewise on Trio; ``pytest`` runs the block as
   a test file under pytest). Warnings are errors. What it prints (stdout and
   stderr together) must match the ``.. output::`` block that follows, where
   ``...`` matches anything as in doctest; with no output block it must print
@@ -52,7 +52,7 @@ pytestmark = pytest.mark.skipif(
 # (event loop, engine) paths per claimed backend, as in conftest.py.
 PATHS = {
     "asyncio": [("asyncio", "native"), ("asyncio", "anyio")],
-    "trio": [("trio", "anyio")],
+    "trio": [("trio", "native"), ("trio", "anyio")],
     "pytest": [("pytest", "native")],
 }
 
