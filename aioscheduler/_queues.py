@@ -136,7 +136,9 @@ class DeadlineHeap:
                 yield task
 
 
-_sequence_of = attrgetter("_seq")
+# While a timed task is pending (or cancelled before it ran), its _value is
+# its sequence number.
+_sequence_of = attrgetter("_value")
 
 
 class _SequenceQueue:

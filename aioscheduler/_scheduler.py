@@ -111,6 +111,9 @@ class BaseScheduler(Hosted):
         self._serve_scope: anyio.CancelScope | None = None
         self._failure: Exception | None = None
         self._idle_event: anyio.Event | None = None
+        # Events of tasks someone awaits (Task.wait): rare, so kept here
+        # rather than in a slot of every task.
+        self._waiters: dict[Task, anyio.Event] = {}
         self._stopped_event: anyio.Event | None = None
         # Pending + running jobs. A one-slot list so that a Manager can share
         # one list between its schedulers and find the least loaded in C.
@@ -202,10 +205,10 @@ class BaseScheduler(Hosted):
         self._settle(task)
 
     def _settle(self, task: Task) -> None:
-        waiter = task._waiter
-        if waiter is not None:
-            task._waiter = None
-            waiter.set()
+        if self._waiters:
+            waiter = self._waiters.pop(task, None)
+            if waiter is not None:
+                waiter.set()
         loads = self._loads
         slot = self._slot
         loads[slot] -= 1
@@ -256,7 +259,7 @@ class BaseScheduler(Hosted):
             self._pending.discard(task)
             if task._args is None:
                 task.callback.close()  # type: ignore[union-attr]
-            if task._waiter is not None:
+            if self._waiters:
                 self._settle(task)
             else:
                 loads = self._loads
@@ -273,7 +276,6 @@ class BaseScheduler(Hosted):
         return False
 
     def _job_cancelled_pending(self, task: Task) -> None:
-        task._value = None
         if task._args is None:
             task.callback.close()  # type: ignore[union-attr]
         self._settle(task)

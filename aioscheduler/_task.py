@@ -59,11 +59,9 @@ class Task:
     _owner: BaseScheduler
     _args: tuple[Any, ...] | None
     _priority: datetime | int | None
-    _seq: int
     _state: int
     _uuid: UUID | None
     _value: Any
-    _waiter: anyio.Event | None
 
     if TYPE_CHECKING:
         callback: Coroutine[Any, Any, Any] | Callable[..., Coroutine[Any, Any, Any]]
@@ -183,9 +181,10 @@ class Task:
         :raises BaseException: the job's own exception, if it failed
         """
         if self._state <= RUNNING:
-            waiter = self._waiter
+            waiters = self._owner._waiters
+            waiter = waiters.get(self)
             if waiter is None:
-                waiter = self._waiter = anyio.Event()
+                waiter = waiters[self] = anyio.Event()
             await waiter.wait()
         return self.result()
 
@@ -206,11 +205,9 @@ _SLOTS = (
     "_args",
     "_owner",
     "_priority",
-    "_seq",
     "_state",
     "_uuid",
     "_value",
-    "_waiter",
     "callback",
 )
 
@@ -223,7 +220,8 @@ class TimedTask(float, Task):
     neither a ``(deadline, seq, task)`` tuple nor a separate float object per
     job: about 110 bytes less per pending job. Equality and hashing stay by
     identity, as for any handle; only ``<`` and friends compare deadlines.
-    Ties are put in scheduling order (``_seq``) when they come due.
+    Ties are put in scheduling order when they come due: while pending,
+    ``_value`` holds the task's sequence number.
     """
 
     __slots__ = _SLOTS
@@ -242,11 +240,9 @@ class TimedTask(float, Task):
         self.callback = callback
         self._args = args
         self._priority = priority
-        self._seq = seq
         self._state = PENDING
         self._uuid = None
-        self._value = None
-        self._waiter = None
+        self._value = seq
         return self
 
     __eq__ = object.__eq__
@@ -281,8 +277,6 @@ class QueuedTask(Task):
         self.callback = callback
         self._args = args
         self._priority = seq
-        self._seq = seq
         self._state = PENDING
         self._uuid = None
         self._value = None
-        self._waiter = None
