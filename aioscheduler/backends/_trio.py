@@ -20,7 +20,7 @@ from ._anyio import AnyioEngine
 from ._interface import Engine, JobHost, LoopBinding
 
 if TYPE_CHECKING:
-    from .._task import Task
+    from aioscheduler._task import Task
 
 __all__ = ["TrioBinding", "TrioEngine", "current_binding"]
 
