@@ -1,7 +1,8 @@
 """Development sessions for aioscheduler.
 
 ``python3 -m nox`` runs the default sessions (lint, types, tests on every
-supported Python, tests without trio); ``python3 -m nox --list`` shows all.
+supported Python, tests without trio, the docs with every example run);
+``python3 -m nox --list`` shows all.
 Python versions and dependency groups come from ``pyproject.toml``.
 """
 
@@ -22,7 +23,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers
 OLDEST = PYTHONS[0]
 
-nox.options.sessions = ["lint", "types", "tests", "tests_no_trio", "tests_ran"]
+nox.options.sessions = ["lint", "types", "tests", "tests_no_trio", "tests_ran", "docs"]
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True  # a fresh clone has no .nox/
 # Skip a session whose Python is missing, even under CI=true (where nox would
@@ -118,7 +119,7 @@ def types(session: nox.Session) -> None:
     session.run("mypy", "--strict", *(session.posargs or ["aioscheduler", "tests"]))
 
 
-@nox.session(python=None, default=False)
+@nox.session(python=None)
 def docs(session: nox.Session) -> None:
     """Build the docs (warnings as errors), run every example, check the API reference.
 
