@@ -120,9 +120,12 @@ class DeadlineHeap:
         if self._garbage > _MIN_GARBAGE_TO_COMPACT and self._garbage * 2 > len(
             self._entries
         ) + len(self._ready):
-            self._entries = [t for t in self._entries if t._state == PENDING]
+            # In place: the serving task may hold bound methods of these.
+            self._entries[:] = [t for t in self._entries if t._state == PENDING]
             heapq.heapify(self._entries)
-            self._ready = deque(t for t in self._ready if t._state == PENDING)
+            live = [t for t in self._ready if t._state == PENDING]
+            self._ready.clear()
+            self._ready.extend(live)
             self._garbage = 0
 
     def drain(self) -> Iterator[Task]:
@@ -157,25 +160,15 @@ class _SequenceQueue:
         """Add *task* at the back."""
         self._entries.append(task)
 
-    def _take(self) -> Task:
-        raise NotImplementedError
-
-    def pop(self) -> Task | None:
-        """Remove and return the next live task, or ``None`` if empty."""
-        entries = self._entries
-        while entries:
-            task = self._take()
-            if task._state == PENDING:
-                return task
-            self._garbage -= 1
-        return None
-
     def discard(self, task: Task) -> None:
         self._garbage += 1
         if self._garbage > _MIN_GARBAGE_TO_COMPACT and self._garbage * 2 > len(
             self._entries
         ):
-            self._entries = deque(t for t in self._entries if t._state == PENDING)
+            # In place: the serving task holds a bound method of the deque.
+            live = [t for t in self._entries if t._state == PENDING]
+            self._entries.clear()
+            self._entries.extend(live)
             self._garbage = 0
 
     def drain(self) -> Iterator[Task]:
@@ -190,8 +183,15 @@ class FifoQueue(_SequenceQueue):
 
     __slots__ = ()
 
-    def _take(self) -> Task:
-        return self._entries.popleft()
+    def pop(self) -> Task | None:
+        """Remove and return the oldest live task, or ``None`` if empty."""
+        entries = self._entries
+        while entries:
+            task = entries.popleft()
+            if task._state == PENDING:
+                return task
+            self._garbage -= 1
+        return None
 
 
 class LifoQueue(_SequenceQueue):
@@ -199,5 +199,12 @@ class LifoQueue(_SequenceQueue):
 
     __slots__ = ()
 
-    def _take(self) -> Task:
-        return self._entries.pop()
+    def pop(self) -> Task | None:
+        """Remove and return the newest live task, or ``None`` if empty."""
+        entries = self._entries
+        while entries:
+            task = entries.pop()
+            if task._state == PENDING:
+                return task
+            self._garbage -= 1
+        return None

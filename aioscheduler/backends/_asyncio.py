@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from aioscheduler._task import FINISHED
+
 from ._anyio import AnyioEngine
 from ._interface import Engine, JobHost, LoopBinding
 
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncioBinding", "AsyncioEngine"]
 
 _get_running_loop = asyncio._get_running_loop
-_current_task = asyncio.current_task
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -134,9 +135,14 @@ class AsyncioEngine(Engine):
         self._jobs[job] = task
 
     async def _run(self, task: Task) -> None:
+        # spawn() stored our handle there before this coroutine first runs.
+        job: asyncio.Task[None] = task._value
         host = self._host
         try:
-            value = await host._job_coroutine(task)
+            # host._job_coroutine and host._job_finished, inlined: this is
+            # the per-job path of every timed job.
+            args = task._args
+            value = await (task.callback if args is None else task.callback(*args))  # type: ignore[operator, misc]
         except asyncio.CancelledError:
             host._job_cancelled(task)
         except Exception as exc:
@@ -147,10 +153,14 @@ class AsyncioEngine(Engine):
             host._job_failed(task, exc)
             raise
         else:
-            host._job_finished(task, value)
+            task._state = FINISHED
+            task._value = value
+            host._settle(task)
         finally:
-            # task._value now holds the outcome, so ask asyncio for the handle.
-            self._forget(_current_task(self._loop))  # type: ignore[arg-type]
+            jobs = self._jobs
+            jobs.pop(job, None)
+            if not jobs and self._all_ended is not None:
+                _resolve(self._all_ended)
 
     def _forget(self, job: asyncio.Task[None]) -> None:
         jobs = self._jobs
@@ -163,7 +173,8 @@ class AsyncioEngine(Engine):
         self._inline = task
         task._value = None
         try:
-            value = await host._job_coroutine(task)
+            args = task._args
+            value = await (task.callback if args is None else task.callback(*args))  # type: ignore[operator, misc]
         except asyncio.CancelledError:
             host._job_cancelled(task)
             if not self._take_back_inline_cancel():
@@ -174,7 +185,9 @@ class AsyncioEngine(Engine):
             host._job_failed(task, exc)
             raise
         else:
-            host._job_finished(task, value)
+            task._state = FINISHED
+            task._value = value
+            host._settle(task)
         finally:
             self._inline = None
             if self._inline_cancelled:
