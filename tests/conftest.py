@@ -1,7 +1,8 @@
 """Every behaviour test runs on every event loop path, in virtual time.
 
 Paths: ``asyncio`` and ``trio`` (each loop's native engine), and
-``asyncio+anyio`` and ``trio+anyio`` (the portable AnyIO engine on each). Time is virtual on all of them: Trio's
+``asyncio+anyio`` and ``trio+anyio`` (the portable AnyIO engine on each).
+Time is virtual on all of them: Trio's
 ``MockClock(autojump_threshold=0)`` and, on asyncio, a ``looptime`` loop;
 both jump the clock forward whenever every task is waiting, so a job an
 hour ahead runs in microseconds and lateness is measured exactly.
