@@ -7,6 +7,7 @@ time, then a summary line per scheduler kind.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -84,6 +85,8 @@ def main(argv: list[str]) -> int:
         help="event loop to run on (default: asyncio)",
     )
     options = parser.parse_args(argv)
+    if options.backend == "trio" and importlib.util.find_spec("trio") is None:
+        parser.error("Trio is not installed: pip install 'aioscheduler[trio]'")
     print(f"aioscheduler demo on {options.backend}\n")
     anyio.run(_demo, backend=options.backend)
     return 0
