@@ -75,7 +75,14 @@ class Hosted(ABC):
                 interrupted = join_exc
         self._request_close()
         if interrupted is None:
-            return await group.__aexit__(exc_type, exc, tb)
+            try:
+                return await group.__aexit__(exc_type, exc, tb)
+            except BaseExceptionGroup as group_exc:
+                # The task group wrapped the body's own exception, alone:
+                # let it propagate as it was raised, as users expect.
+                if exc is not None and group_exc.exceptions == (exc,):
+                    return False
+                raise
         if not await group.__aexit__(
             type(interrupted), interrupted, interrupted.__traceback__
         ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -49,6 +49,36 @@ class Manager(Hosted, Generic[SchedulerT]):
     .. versionchanged:: 2.0
        Runs on asyncio and Trio; ``max_tasks`` bounds the total.
     """
+
+    @overload
+    def __init__(
+        self: Manager[TimedScheduler],
+        schedulers: int = 1,
+        max_tasks: int | None = None,
+        *,
+        prefer_utc: bool = ...,
+        on_error: Any = ...,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        schedulers: int,
+        max_tasks: int | None,
+        cls: type[SchedulerT],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        schedulers: int = 1,
+        max_tasks: int | None = None,
+        *,
+        cls: type[SchedulerT],
+        **kwargs: Any,
+    ) -> None: ...
 
     def __init__(
         self,
