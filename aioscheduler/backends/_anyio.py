@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+from abc import abstractmethod
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -21,10 +23,68 @@ from ._interface import Engine, JobHost
 if TYPE_CHECKING:
     from aioscheduler._task import Task
 
-__all__ = ["AnyioEngine"]
+__all__ = ["AnyioEngine", "ScopedJobs"]
 
 
-class AnyioEngine(Engine):
+class ScopedJobs(Engine):
+    """Jobs each in a cancel scope of its own: what the AnyIO and Trio engines share.
+
+    A subclass says how to make a scope and how to start a task; this class
+    runs a job inside its scope (spawned or inline), records its outcome,
+    and cancels it through its scope.
+    """
+
+    _host: JobHost
+    _cancelled_exc: type[BaseException]
+
+    @abstractmethod
+    def _new_scope(self) -> Any:
+        """Return a new, unentered cancel scope."""
+
+    @abstractmethod
+    def _start_soon(
+        self,
+        run: Callable[[Task, Any], Coroutine[Any, Any, None]],
+        task: Task,
+        scope: Any,
+    ) -> None:
+        """Start ``run(task, scope)`` as a task of its own."""
+
+    def spawn(self, task: Task) -> None:
+        scope = self._new_scope()
+        task._value = scope
+        self._start_soon(self._run, task, scope)
+
+    async def run_inline(self, task: Task) -> None:
+        scope = self._new_scope()
+        task._value = scope
+        await self._run(task, scope)
+
+    async def _run(self, task: Task, scope: Any) -> None:
+        host = self._host
+        with scope:
+            if scope.cancel_called:
+                # Cancelled between dispatch and its first step: never start it.
+                host._job_cancelled(task)
+                return
+            try:
+                value = await host._job_coroutine(task)
+            except Exception as exc:
+                host._job_failed(task, exc)
+                return
+            except BaseException as exc:
+                if isinstance(exc, self._cancelled_exc):
+                    host._job_cancelled(task)
+                else:
+                    host._job_failed(task, exc)
+                raise
+            host._job_finished(task, value)
+
+    def cancel_job(self, task: Task) -> None:
+        task._value.cancel()
+
+
+class AnyioEngine(ScopedJobs):
     """Runs jobs in an AnyIO task group; see the module docstring."""
 
     def __init__(self, host: JobHost, timer_slack: float = 0.0) -> None:
@@ -70,40 +130,17 @@ class AnyioEngine(Engine):
     async def checkpoint(self) -> None:
         await anyio.lowlevel.checkpoint()
 
-    def spawn(self, task: Task) -> None:
-        scope = anyio.CancelScope()
-        task._value = scope
+    def _new_scope(self) -> anyio.CancelScope:
+        return anyio.CancelScope()
+
+    def _start_soon(
+        self,
+        run: Callable[[Task, Any], Coroutine[Any, Any, None]],
+        task: Task,
+        scope: Any,
+    ) -> None:
         assert self._task_group is not None
-        self._task_group.start_soon(self._run, task, scope)
-
-    async def run_inline(self, task: Task) -> None:
-        scope = anyio.CancelScope()
-        task._value = scope
-        await self._run(task, scope)
-
-    async def _run(self, task: Task, scope: anyio.CancelScope) -> None:
-        host = self._host
-        with scope:
-            if scope.cancel_called:
-                # Cancelled between dispatch and its first step: never start it.
-                host._job_cancelled(task)
-                return
-            try:
-                value = await host._job_coroutine(task)
-            except Exception as exc:
-                host._job_failed(task, exc)
-                return
-            except BaseException as exc:
-                if isinstance(exc, self._cancelled_exc):
-                    host._job_cancelled(task)
-                else:
-                    host._job_failed(task, exc)
-                raise
-            host._job_finished(task, value)
-
-    def cancel_job(self, task: Task) -> None:
-        scope: anyio.CancelScope = task._value
-        scope.cancel()
+        self._task_group.start_soon(run, task, scope)
 
     def cancel_all(self) -> None:
         if self._task_group is not None:

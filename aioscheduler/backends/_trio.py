@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._anyio import AnyioEngine
+from ._anyio import AnyioEngine, ScopedJobs
 from ._interface import Engine, JobHost, LoopBinding
 
 if TYPE_CHECKING:
@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 __all__ = ["TrioBinding", "TrioEngine", "current_binding"]
 
 
-class TrioEngine(Engine):
+class TrioEngine(ScopedJobs):
     """Runs jobs in a Trio nursery, each in its own cancel scope."""
+
+    _cancelled_exc = trio.Cancelled
 
     def __init__(self, host: JobHost) -> None:
         self._host = host
@@ -72,40 +74,17 @@ class TrioEngine(Engine):
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
 
-    def spawn(self, task: Task) -> None:
-        scope = trio.CancelScope()
-        task._value = scope
+    def _new_scope(self) -> trio.CancelScope:
+        return trio.CancelScope()
+
+    def _start_soon(
+        self,
+        run: Callable[[Task, Any], Coroutine[Any, Any, None]],
+        task: Task,
+        scope: Any,
+    ) -> None:
         assert self._nursery is not None
-        self._nursery.start_soon(self._run, task, scope)
-
-    async def run_inline(self, task: Task) -> None:
-        scope = trio.CancelScope()
-        task._value = scope
-        await self._run(task, scope)
-
-    async def _run(self, task: Task, scope: trio.CancelScope) -> None:
-        host = self._host
-        with scope:
-            if scope.cancel_called:
-                # Cancelled between dispatch and its first step: never start it.
-                host._job_cancelled(task)
-                return
-            try:
-                value = await host._job_coroutine(task)
-            except Exception as exc:
-                host._job_failed(task, exc)
-                return
-            except trio.Cancelled:
-                host._job_cancelled(task)
-                raise
-            except BaseException as exc:
-                host._job_failed(task, exc)
-                raise
-            host._job_finished(task, value)
-
-    def cancel_job(self, task: Task) -> None:
-        scope: trio.CancelScope = task._value
-        scope.cancel()
+        self._nursery.start_soon(run, task, scope)
 
     def cancel_all(self) -> None:
         if self._nursery is not None:
