@@ -953,7 +953,6 @@ def main(argv: list[str]) -> int:
         os.environ["AIOSCHEDULER_ENGINE"] = "anyio" if options.engine == "anyio" else ""
     engine = "anyio" if os.environ.get("AIOSCHEDULER_ENGINE") == "anyio" else "native"
     if options.backend == "trio":
-        engine = "anyio"
         try:
             import trio  # noqa: F401
         except ImportError:

@@ -192,8 +192,9 @@ class TimedScheduler(BaseScheduler):
                 spawn(task)
                 dispatched += 1
                 if dispatched == _DISPATCH_BATCH:
+                    # More may be due: let the started jobs run first.
+                    await engine.checkpoint()
                     break
                 task = pending.pop_due(now)
                 if task is None:
                     break
-            await engine.checkpoint()
