@@ -252,6 +252,8 @@ class BaseScheduler(Hosted):
         return self._cancel_task(task)
 
     def _cancel_task(self, task: Task) -> bool:
+        if self._current_loop() is not self._loop:
+            self._bind()  # raises: cancelling from another thread is not safe
         state = task._state
         if state == PENDING:
             # Inlined _job_cancelled_pending: a mass cancel is a hot path.
@@ -402,6 +404,7 @@ class BaseScheduler(Hosted):
             self._unclaim()
             return
         self._closing = True
+        self._closed = True  # stop taking jobs now, not once the serving task ends
         scope = self._serve_scope
         if scope is not None:
             scope.cancel()

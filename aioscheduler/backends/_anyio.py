@@ -75,6 +75,12 @@ class ScopedJobs(Engine):
             except BaseException as exc:
                 if isinstance(exc, self._cancelled_exc):
                     host._job_cancelled(task)
+                    if not scope.cancel_called and self._stray_cancel():
+                        # The job raised the cancellation exception without
+                        # being cancelled (e.g. it awaited a future that
+                        # something else cancelled): it ends cancelled, and
+                        # nothing else does.
+                        return
                 else:
                     host._job_failed(task, exc)
                 raise
@@ -83,12 +89,23 @@ class ScopedJobs(Engine):
     def cancel_job(self, task: Task) -> None:
         task._value.cancel()
 
+    def _stray_cancel(self) -> bool:
+        """Return ``True`` if a cancellation exception here is nobody's cancel."""
+        return False
+
 
 class AnyioEngine(ScopedJobs):
     """Runs jobs in an AnyIO task group; see the module docstring."""
 
-    def __init__(self, host: JobHost, timer_slack: float = 0.0) -> None:
+    def __init__(
+        self,
+        host: JobHost,
+        timer_slack: float = 0.0,
+        stray_cancel: Callable[[], bool] | None = None,
+    ) -> None:
         self._host = host
+        if stray_cancel is not None:
+            self._stray_cancel = stray_cancel  # type: ignore[method-assign]
         # See AsyncioEngine: asyncio fires timers up to its clock resolution
         # early; sleeping that much longer makes the wake-up never early.
         self._timer_slack = timer_slack

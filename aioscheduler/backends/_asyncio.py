@@ -40,6 +40,16 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _stray_cancel() -> bool:
+    """Return ``True`` if nobody is cancelling the current task.
+
+    A CancelledError then came from inside a job (say, it awaited a future
+    that something else cancelled), not from a cancellation of ours.
+    """
+    current = asyncio.current_task()
+    return current is not None and not current.cancelling()
+
+
 def _timer_slack(loop: asyncio.AbstractEventLoop) -> float:
     """How much later than a deadline to set a timer so it never fires early.
 
@@ -177,8 +187,13 @@ class AsyncioEngine(Engine):
             value = await (task.callback if args is None else task.callback(*args))  # type: ignore[operator, misc]
         except asyncio.CancelledError:
             host._job_cancelled(task)
-            if not self._take_back_inline_cancel():
+            if self._inline_cancelled:
+                if not self._take_back_inline_cancel():
+                    raise  # someone else cancelled the serving task too
+            elif not _stray_cancel():
                 raise
+            # else: the job raised CancelledError without being cancelled
+            # (it awaited something else's cancelled future): it alone ends.
         except Exception as exc:
             host._job_failed(task, exc)
         except BaseException as exc:
@@ -256,7 +271,9 @@ class AsyncioBinding(LoopBinding):
         from . import portable_forced
 
         if portable_forced():
-            return AnyioEngine(host, timer_slack=_timer_slack(self._loop))
+            return AnyioEngine(
+                host, timer_slack=_timer_slack(self._loop), stray_cancel=_stray_cancel
+            )
         return AsyncioEngine(host, self._loop)
 
     def start_facade(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
