@@ -81,11 +81,11 @@ class TestManagerConstructor:
     @pytest.mark.parametrize("cls", [int, object, Manager, "TimedScheduler", None])
     def test_cls_not_a_scheduler_class(self, cls: object) -> None:
         with pytest.raises(TypeError):
-            Manager(2, None, cls)  # type: ignore[arg-type]
+            Manager(2, None, cls)  # type: ignore[call-overload]
 
     def test_scheduler_instance_is_not_a_class(self) -> None:
         with pytest.raises(TypeError):
-            Manager(2, cls=TimedScheduler())  # type: ignore[arg-type]
+            Manager(2, cls=TimedScheduler())  # type: ignore[call-overload]
 
     def test_args_and_kwargs_reach_each_scheduler_constructor(self) -> None:
         with pytest.raises(TypeError):
