@@ -88,7 +88,7 @@ class QueuedScheduler(BaseScheduler):
         return self._push(async_fn, args)
 
     def _push(self, callback: Any, args: tuple[Any, ...] | None) -> Task:
-        if self._current_loop() is not self._loop:
+        if self._current_loop() != self._loop:
             self._bind()
         if self._closed or self._max_tasks is not None:
             self._check_open()

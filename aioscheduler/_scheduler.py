@@ -100,7 +100,8 @@ class BaseScheduler(Hosted):
         self._closing = False
         self._binding: backends.LoopBinding | None = None
         self._clock: Callable[[], float] = _unbound_clock
-        # The hot-path loop check: self._current_loop() is self._loop.
+        # The hot-path loop check: self._current_loop() == self._loop
+        # (== since thread ids are equal ints, not one object).
         self._loop: object = _UNBOUND
         self._current_loop: Callable[[], object] = _no_loop
         self._wall_offset = 0.0
@@ -252,7 +253,7 @@ class BaseScheduler(Hosted):
         return self._cancel_task(task)
 
     def _cancel_task(self, task: Task) -> bool:
-        if self._current_loop() is not self._loop:
+        if self._current_loop() != self._loop:
             self._bind()  # raises: cancelling from another thread is not safe
         state = task._state
         if state == PENDING:

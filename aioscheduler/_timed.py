@@ -127,7 +127,7 @@ class TimedScheduler(BaseScheduler):
 
         .. versionadded:: 2.0
         """
-        if self._current_loop() is not self._loop:
+        if self._current_loop() != self._loop:
             self._bind()
         if async_fn is not self._checked_fn:
             check_async_fn(async_fn)
@@ -142,7 +142,7 @@ class TimedScheduler(BaseScheduler):
         args: tuple[Any, ...] | None,
     ) -> Task:
         # The hot path of start_at and schedule: kept flat on purpose.
-        if self._current_loop() is not self._loop:
+        if self._current_loop() != self._loop:
             self._bind()
         if type(when) is datetime and when.tzinfo is None and self._prefer_utc:
             timestamp = (when - _EPOCH_NAIVE).total_seconds()

@@ -94,7 +94,7 @@ class LoopBinding(ABC):
     name: str
     #: the loop's monotonic clock, the same as :func:`anyio.current_time`
     clock: Callable[[], float]
-    #: what identifies this loop: ``current_loop() is loop`` exactly when
+    #: what identifies this loop: ``current_loop() == loop`` exactly when
     #: called from this loop's thread while it runs (the hot-path check)
     loop: object
     #: returns the identity of the loop running in the calling thread
