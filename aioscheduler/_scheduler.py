@@ -406,6 +406,13 @@ class BaseScheduler(Hosted):
             return
         self._closing = True
         self._closed = True  # stop taking jobs now, not once the serving task ends
+        # Cancel now rather than when the serving task next runs: a job the
+        # loop was handed but has not stepped yet must end cancelled, never
+        # start (Trio may step it before the serving task sees the cancel).
+        self._cancel_pending()
+        engine = self._engine
+        if engine is not None:
+            engine.cancel_all()
         scope = self._serve_scope
         if scope is not None:
             scope.cancel()

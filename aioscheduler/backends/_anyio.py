@@ -36,6 +36,9 @@ class ScopedJobs(Engine):
 
     _host: JobHost
     _cancelled_exc: type[BaseException]
+    # Set by cancel_all: the group's scope is cancelled, so a job that has
+    # not started yet must not start (it would run to its first checkpoint).
+    _all_cancelled = False
 
     @abstractmethod
     def _new_scope(self) -> Any:
@@ -63,7 +66,7 @@ class ScopedJobs(Engine):
     async def _run(self, task: Task, scope: Any) -> None:
         host = self._host
         with scope:
-            if scope.cancel_called:
+            if scope.cancel_called or self._all_cancelled:
                 # Cancelled between dispatch and its first step: never start it.
                 host._job_cancelled(task)
                 return
@@ -125,10 +128,12 @@ class AnyioEngine(ScopedJobs):
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
+    ) -> bool:
         assert self._task_group is not None
         try:
-            await self._task_group.__aexit__(exc_type, exc, tb)
+            # True when the group's own (cancelled) scope caught the
+            # cancellation that closing sent through the serving task.
+            return await self._task_group.__aexit__(exc_type, exc, tb)
         finally:
             self._wake_send.close()
             self._wake_receive.close()
@@ -160,5 +165,6 @@ class AnyioEngine(ScopedJobs):
         self._task_group.start_soon(run, task, scope)
 
     def cancel_all(self) -> None:
+        self._all_cancelled = True
         if self._task_group is not None:
             self._task_group.cancel_scope.cancel()

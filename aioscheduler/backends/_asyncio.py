@@ -65,6 +65,31 @@ def _timer_slack(loop: asyncio.AbstractEventLoop) -> float:
     return resolution
 
 
+#: How often to look again whether a shielded job can take its cancellation.
+SHIELD_POLL = 0.01
+
+
+def _shielded(task: asyncio.Task[Any], base: object) -> bool:
+    """Return ``True`` if *task* is inside an AnyIO shield entered below *base*.
+
+    AnyIO's shields stop AnyIO's cancellation only: a raw ``task.cancel()``
+    would break through one. So a job's cancellation waits until the job has
+    left its shielded sections, as it would on every other path. AnyIO keeps
+    a task's innermost scope in a private table; without it (another AnyIO
+    version), assume no shield rather than fail.
+    """
+    try:
+        from anyio._backends._asyncio import _task_states
+    except ImportError:  # pragma: no cover - depends on AnyIO's internals
+        return False
+    scope = getattr(_task_states.get(task), "cancel_scope", None)
+    while scope is not None and scope is not base:
+        if getattr(scope, "_shield", False):
+            return True
+        scope = getattr(scope, "_parent_scope", None)
+    return False
+
+
 def _never_started(job: asyncio.Task[None]) -> bool:
     coro = job.get_coro()
     return (
@@ -92,6 +117,10 @@ class AsyncioEngine(Engine):
         self._timer_slack = _timer_slack(loop)
         self._inline: Task | None = None
         self._inline_cancelled = False
+        # Jobs (or the inline Task) whose cancellation waits for a shield.
+        self._deferred: set[Any] = set()
+        # A BaseException from a job, to raise when the engine exits.
+        self._fatal: BaseException | None = None
 
     async def __aenter__(self) -> AsyncioEngine:
         self._serving = asyncio.current_task()
@@ -103,13 +132,16 @@ class AsyncioEngine(Engine):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._jobs:
-            return
-        # Like a task group: wait for the jobs even if we are being
-        # cancelled; the scheduler has cancelled them first in that case.
-        self._all_ended = self._loop.create_future()
-        with anyio.CancelScope(shield=True):
-            await self._all_ended
+        if self._jobs:
+            # Like a task group: wait for the jobs even if we are being
+            # cancelled; the scheduler has cancelled them first in that case.
+            self._all_ended = self._loop.create_future()
+            with anyio.CancelScope(shield=True):
+                await self._all_ended
+        fatal = self._fatal
+        if fatal is not None:
+            self._fatal = None
+            raise BaseExceptionGroup("a job raised a BaseException", [fatal])
 
     async def sleep_until(self, deadline: float | None) -> None:
         if self._woken:
@@ -158,10 +190,16 @@ class AsyncioEngine(Engine):
         except Exception as exc:
             host._job_failed(task, exc)
         except BaseException as exc:
-            # KeyboardInterrupt / SystemExit: asyncio re-raises these out of
-            # the event loop, which is where they belong.
             host._job_failed(task, exc)
-            raise
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                # asyncio re-raises these out of the event loop, which is
+                # where they belong.
+                raise
+            # Any other BaseException would sit on a task nobody awaits:
+            # end the serving task with it instead, as a task group would
+            # (this job has ended: it is not among those to cancel).
+            self._forget(job)
+            self._abort(exc)
         else:
             task._state = FINISHED
             task._value = value
@@ -171,6 +209,11 @@ class AsyncioEngine(Engine):
             jobs.pop(job, None)
             if not jobs and self._all_ended is not None:
                 _resolve(self._all_ended)
+
+    def _abort(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        self._host._request_close()
 
     def _forget(self, job: asyncio.Task[None]) -> None:
         jobs = self._jobs
@@ -220,27 +263,53 @@ class AsyncioEngine(Engine):
 
     def cancel_job(self, task: Task) -> None:
         if task is self._inline:
-            if not self._inline_cancelled:
-                self._inline_cancelled = True
-                assert self._serving is not None
-                self._serving.cancel()
+            self._cancel_inline(task)
             return
-        job: asyncio.Task[None] = task._value
+        self._cancel_spawned(task._value, task)
+
+    def _cancel_spawned(self, job: asyncio.Task[None], task: Task) -> None:
+        if job.cancelling() or job in self._deferred:
+            # Cancelled once already: a second task.cancel() could land in
+            # the job's shielded cleanup.
+            return
+        if _shielded(job, None):
+            self._defer(job, task)
+            return
         job.cancel()
         if _never_started(job):
             # Its coroutine will never run, so neither will _run's bookkeeping.
             self._host._job_cancelled(task)
             self._forget(job)
 
+    def _cancel_inline(self, task: Task) -> None:
+        if self._inline_cancelled or task in self._deferred:
+            return
+        serving = self._serving
+        assert serving is not None
+        # Only the job's own scopes count, not those around the serving task.
+        if _shielded(serving, self._host._serve_scope):
+            self._defer(task, task)
+            return
+        self._inline_cancelled = True
+        serving.cancel()
+
+    def _defer(self, key: Any, task: Task) -> None:
+        self._deferred.add(key)
+        self._loop.call_later(SHIELD_POLL, self._retry_cancel, key, task)
+
+    def _retry_cancel(self, key: Any, task: Task) -> None:
+        self._deferred.discard(key)
+        if task is self._inline:
+            self._cancel_inline(task)
+        elif key in self._jobs:
+            self._cancel_spawned(key, task)
+
     def cancel_all(self) -> None:
         inline = self._inline
         if inline is not None:
             self.cancel_job(inline)
         for job, task in list(self._jobs.items()):
-            job.cancel()
-            if _never_started(job):
-                self._host._job_cancelled(task)
-                self._forget(job)
+            self._cancel_spawned(job, task)
 
 
 class AsyncioBinding(LoopBinding):

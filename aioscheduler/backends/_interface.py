@@ -25,6 +25,9 @@ __all__ = ["Engine", "JobHost", "LoopBinding"]
 class JobHost(Protocol):
     """What an engine calls back on the scheduler that owns the jobs."""
 
+    #: the cancel scope around the serving loop while it serves
+    _serve_scope: Any
+
     def _job_coroutine(self, task: Task) -> Coroutine[Any, Any, Any]:
         """Mark *task* running and return the coroutine to await."""
         ...
@@ -38,6 +41,10 @@ class JobHost(Protocol):
     def _job_failed(self, task: Task, exc: BaseException) -> None: ...
 
     def _job_cancelled(self, task: Task) -> None: ...
+
+    def _request_close(self) -> None:
+        """Stop serving: refuse jobs, cancel pending and running ones."""
+        ...
 
 
 class Engine(ABC):
@@ -56,7 +63,8 @@ class Engine(ABC):
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None: ...
+    ) -> bool | None:
+        """Wait for every job; ``True`` if the exception was caught here."""
 
     @abstractmethod
     async def sleep_until(self, deadline: float | None) -> None:

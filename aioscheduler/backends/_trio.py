@@ -46,10 +46,10 @@ class TrioEngine(ScopedJobs):
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        # A nursery never swallows an exception from its body; ours never
-        # receives one anyway (the serving loop handles its own).
-        await self._nursery_manager.__aexit__(exc_type, exc, tb)
+    ) -> bool:
+        # True when the nursery's own (cancelled) scope caught the
+        # Cancelled that closing sent through the serving task.
+        return bool(await self._nursery_manager.__aexit__(exc_type, exc, tb))
 
     async def sleep_until(self, deadline: float | None) -> None:
         if self._woken:
@@ -87,6 +87,7 @@ class TrioEngine(ScopedJobs):
         self._nursery.start_soon(run, task, scope)
 
     def cancel_all(self) -> None:
+        self._all_cancelled = True
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
