@@ -871,7 +871,8 @@ class Model:
                 f"cancel of {job} via {e.via} {e.target}[{e.index}] returned "
                 f"{e.returned}, expected {expected}"
             )
-        self.coverage[f"cancel-{e.via}-{job.state}"] += 1
+        self.coverage[f"cancel-{job.state}"] += 1
+        self.coverage[f"cancel-via-{e.via}"] += 1
         if not expected:
             return
         job.cancel_requested = True
@@ -1145,8 +1146,11 @@ def test_model(anyio_backend: tuple[str, dict[str, Any]]) -> None:
         "order-lifo",
         "join",
         "refused-SchedulerClosed",
-        "cancel-front-running",
-        "cancel-task-pending",
+        "cancel-pending",
+        "cancel-running",
+        "cancel-finished",
+        "cancel-via-other",
+        "cancel-via-sub",
     ]
     missing = [what for what in wanted if not coverage[what]]
     assert not missing, (missing, coverage)
