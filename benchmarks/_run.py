@@ -137,9 +137,21 @@ def run_one(
             record["result"] = json.loads(line[len(MARKER) :])
             break
     else:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        record["error"] = f"exit {done.returncode}: {tail[0][:200]}"
+        record["error"] = (
+            f"exit {done.returncode}: {_last_error(done.stderr or done.stdout)}"
+        )
     return record
+
+
+def _last_error(output: str) -> str:
+    """Return the line naming the exception, even inside a printed group."""
+    lines = [line.strip(" |+-") for line in output.strip().splitlines()]
+    lines = [line for line in lines if line]
+    for line in reversed(lines):
+        name = line.split(":", 1)[0].split(".")[-1]
+        if name.isidentifier() and name.endswith(("Error", "Exception", "Group")):
+            return line[:300]
+    return lines[-1][:300] if lines else "no output"
 
 
 # -- the command line ----------------------------------------------------------------

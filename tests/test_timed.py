@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
@@ -32,6 +33,8 @@ from aioscheduler import (
     TaskLimitReached,
     TimedScheduler,
 )
+from aioscheduler._queues import DeadlineHeap
+from aioscheduler._task import CANCELLED, TimedTask
 
 # looptime keeps asyncio's clock in whole microseconds, and the asyncio engines
 # set their timers one clock resolution past the deadline so they never fire
@@ -928,3 +931,51 @@ class TestCancel:
         assert names(log) == [f"job{i}" for i in range(2500, 3000)]
         for i, (_, seen) in enumerate(log, start=2500):
             assert_at(seen, t0 + (10 + i * 0.01))
+
+
+class TestDeadlineHeap:
+    """The pending container alone: due jobs by deadline, ties by sequence.
+
+    Both of its ways to collect due jobs: popping them one by one, and, when
+    a sample says a burst is due, sorting the whole heap.
+    """
+
+    @staticmethod
+    def fill(deadlines: list[float]) -> tuple[DeadlineHeap, list[TimedTask]]:
+        heap = DeadlineHeap()
+        tasks = [
+            TimedTask(deadline, None, record, (), None, next(heap._sequence))  # type: ignore[arg-type]
+            for deadline in deadlines
+        ]
+        for task in tasks:
+            heap.push(task)
+        return heap, tasks
+
+    @staticmethod
+    def drain_due(heap: DeadlineHeap, now: float) -> list[TimedTask]:
+        out = []
+        while (task := heap.pop_due(now)) is not None:
+            out.append(task)
+        return out
+
+    @pytest.mark.parametrize("due_share", [0.001, 0.05, 0.5, 1.0])
+    def test_order_and_the_rest_stays_a_heap(self, due_share: float) -> None:
+        rng = random.Random(7)
+        n = 20_000
+        # Few distinct deadlines: many ties, in scrambled heap positions.
+        deadlines = [float(rng.randrange(1000)) for _ in range(n)]
+        heap, tasks = self.fill(deadlines)
+        cancelled = set(rng.sample(range(n), 500))
+        for i in cancelled:
+            tasks[i]._state = CANCELLED
+            heap.discard(tasks[i])
+        now = 1000 * due_share - 0.5
+        live = [(d, i) for i, d in enumerate(deadlines) if i not in cancelled]
+        expected_due = sorted(e for e in live if e[0] <= now)
+        got = self.drain_due(heap, now)
+        assert [(float(t), t._value) for t in got] == expected_due
+        assert len(heap) == len(live) - len(expected_due)
+        rest = self.drain_due(heap, math.inf)
+        assert [(float(t), t._value) for t in rest] == sorted(
+            e for e in live if e[0] > now
+        )
