@@ -225,7 +225,9 @@ class BaseScheduler(Hosted):
     def _report(self, task: Task, exc: Exception) -> None:
         on_error = self._on_error
         if on_error is None:
-            logger.error("%r raised %r", task, exc, exc_info=exc)
+            logger.error(
+                "%s raised %s", _safe_repr(task), _safe_repr(exc), exc_info=exc
+            )
         elif on_error == "raise":
             if self._failure is None:
                 self._failure = exc
@@ -445,6 +447,14 @@ class BaseScheduler(Hosted):
 
     async def _serve_hosted(self, *, task_status: TaskStatus[None]) -> None:
         await self._serve_claimed(task_status, group_failure=False)
+
+
+def _safe_repr(obj: object) -> str:
+    """``repr(obj)``, or a stand-in if it raises: a log line must not fail."""
+    try:
+        return repr(obj)
+    except Exception:
+        return f"<{type(obj).__qualname__} object (repr() failed)>"
 
 
 def _interrupt_in(group: BaseExceptionGroup[Any]) -> BaseException | None:

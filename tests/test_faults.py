@@ -118,6 +118,22 @@ def kind(request: pytest.FixtureRequest) -> str:
 # -- exceptions raised by jobs ---------------------------------------------------
 
 
+class TestDefaultLogging:
+    async def test_an_exception_that_cannot_be_printed_is_logged(
+        self, kind: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        exc = BrokenRepr()
+        async with make(kind) as front:
+            task = add(front, kind, raise_now, exc)
+        assert task.exception() is exc
+        (record,) = [r for r in caplog.records if r.name == "aioscheduler"]
+        # Formatting the record must not fail (logging would print
+        # "--- Logging error ---" instead of the line).
+        assert "BrokenRepr object (repr() failed)" in record.getMessage()
+        assert record.exc_info is not None
+        assert record.exc_info[1] is exc
+
+
 class BrokenRepr(Exception):
     """An exception that cannot even be printed."""
 
