@@ -14,7 +14,7 @@ from ._callables import NOTHING_CHECKED as _NOTHING_CHECKED
 from ._callables import check_async_fn, check_coroutine
 from ._queues import DeadlineHeap
 from ._scheduler import BaseScheduler, ErrorHandler
-from ._task import RUNNING, Task, TimedTask
+from ._task import RUNNING, Task, new_timed_task
 from ._time import delay_seconds, timestamp_of
 
 __all__ = ["TimedScheduler"]
@@ -144,10 +144,14 @@ class TimedScheduler(BaseScheduler):
         # The hot path of start_at and schedule: kept flat on purpose.
         if self._current_loop() != self._loop:
             self._bind()
-        if type(when) is datetime and when.tzinfo is None and self._prefer_utc:
+        if type(when) is not datetime:
+            timestamp = timestamp_of(when, self._prefer_utc)  # or TypeError
+        elif when.tzinfo is not None:
+            timestamp = when.timestamp()
+        elif self._prefer_utc:
             timestamp = (when - _EPOCH_NAIVE).total_seconds()
         else:
-            timestamp = timestamp_of(when, self._prefer_utc)
+            timestamp = timestamp_of(when, False)
         if timestamp < _wall_clock():
             raise ValueError("May only be in the future.")
         return self._push(callback, args, when, timestamp - self._wall_offset)
@@ -162,7 +166,7 @@ class TimedScheduler(BaseScheduler):
         if self._closed or self._max_tasks is not None:
             self._check_open()
         pending = self._pending
-        task = TimedTask(
+        task = new_timed_task(
             deadline, self, callback, args, priority, next(pending._sequence)
         )
         heapq.heappush(pending._entries, task)

@@ -34,7 +34,7 @@ from aioscheduler import (
     TimedScheduler,
 )
 from aioscheduler._queues import DeadlineHeap
-from aioscheduler._task import CANCELLED, TimedTask
+from aioscheduler._task import CANCELLED, TimedTask, new_timed_task
 
 # looptime keeps asyncio's clock in whole microseconds, and the asyncio engines
 # set their timers one clock resolution past the deadline so they never fire
@@ -944,7 +944,7 @@ class TestDeadlineHeap:
     def fill(deadlines: list[float]) -> tuple[DeadlineHeap, list[TimedTask]]:
         heap = DeadlineHeap()
         tasks = [
-            TimedTask(deadline, None, record, (), None, next(heap._sequence))  # type: ignore[arg-type]
+            new_timed_task(deadline, None, record, (), None, next(heap._sequence))  # type: ignore[arg-type]
             for deadline in deadlines
         ]
         for task in tasks:
