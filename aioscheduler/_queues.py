@@ -32,8 +32,15 @@ class PendingJobs(Protocol):
         """Return the number of live (not cancelled) pending jobs."""
         ...
 
+    _garbage: int
+    _compact_above: int
+
     def discard(self, task: Task) -> None:
         """Account for *task*, already marked cancelled, as garbage."""
+        ...
+
+    def compact_if_worth(self) -> None:
+        """Drop the garbage if it outnumbers the live tasks."""
         ...
 
     def drain(self) -> Iterator[Task]:
@@ -41,7 +48,50 @@ class PendingJobs(Protocol):
         ...
 
 
-class DeadlineHeap:
+class _LazyDeletion:
+    """Counts cancelled tasks left in place, and drops them when worth it.
+
+    Compacting is worth it once the garbage outnumbers the live tasks;
+    ``_compact_above`` caches the count beyond which to look again, so that
+    a cancel usually costs one increment and one compare (schedulers inline
+    that much of :meth:`discard`).
+    """
+
+    __slots__ = ("_compact_above", "_garbage")
+
+    def __init__(self) -> None:
+        # Cancelled tasks still in the container.
+        self._garbage = 0
+        self._compact_above = _MIN_GARBAGE_TO_COMPACT
+
+    def _size(self) -> int:
+        """Return the number of entries, garbage included."""
+        raise NotImplementedError
+
+    def _compact(self) -> None:
+        """Drop every cancelled entry (in place: callers hold bound methods)."""
+        raise NotImplementedError
+
+    def discard(self, task: Task) -> None:
+        """Account for *task*, already marked cancelled, as garbage."""
+        self._garbage += 1
+        if self._garbage > self._compact_above:
+            self.compact_if_worth()
+
+    def compact_if_worth(self) -> None:
+        """Compact if the garbage outnumbers the live tasks; else look later."""
+        size = self._size()
+        if self._garbage * 2 > size:
+            self._compact()
+            size -= self._garbage
+            self._garbage = 0
+        # Cancels alone leave the size as it is: the garbage outnumbers the
+        # live tasks exactly when it passes half of it. (Jobs added or taken
+        # out meanwhile make this look again early or late, never unbounded.)
+        self._compact_above = max(_MIN_GARBAGE_TO_COMPACT, size // 2)
+
+
+class DeadlineHeap(_LazyDeletion):
     """A min-heap of timed jobs, each a :class:`TimedTask` (a float: its deadline).
 
     Equal deadlines come out of a heap in no particular order, so when jobs
@@ -49,13 +99,12 @@ class DeadlineHeap:
     ties put in scheduling order, and hands them out from there.
     """
 
-    __slots__ = ("_entries", "_garbage", "_ready", "_sequence")
+    __slots__ = ("_entries", "_ready", "_sequence")
 
     def __init__(self) -> None:
+        super().__init__()
         self._entries: list[TimedTask] = []
         self._ready: deque[TimedTask] = deque()
-        # Cancelled tasks still in _entries or _ready.
-        self._garbage = 0
         self._sequence = count()
 
     def __len__(self) -> int:
@@ -120,18 +169,15 @@ class DeadlineHeap:
             due.sort(key=float)
         self._ready.extend(due)
 
-    def discard(self, task: Task) -> None:
-        self._garbage += 1
-        if self._garbage > _MIN_GARBAGE_TO_COMPACT and self._garbage * 2 > len(
-            self._entries
-        ) + len(self._ready):
-            # In place: the serving task may hold bound methods of these.
-            self._entries[:] = [t for t in self._entries if t._state == PENDING]
-            heapq.heapify(self._entries)
-            live = [t for t in self._ready if t._state == PENDING]
-            self._ready.clear()
-            self._ready.extend(live)
-            self._garbage = 0
+    def _size(self) -> int:
+        return len(self._entries) + len(self._ready)
+
+    def _compact(self) -> None:
+        self._entries[:] = [t for t in self._entries if t._state == PENDING]
+        heapq.heapify(self._entries)
+        live = [t for t in self._ready if t._state == PENDING]
+        self._ready.clear()
+        self._ready.extend(live)
 
     def drain(self) -> Iterator[Task]:
         ready, entries = self._ready, self._entries
@@ -167,14 +213,14 @@ def _mostly_due(entries: list[TimedTask], now: float) -> bool:
 _sequence_of = attrgetter("_value")
 
 
-class _SequenceQueue:
-    """Shared lazy-deletion logic of the FIFO and LIFO queues."""
+class _SequenceQueue(_LazyDeletion):
+    """What the FIFO and LIFO queues share."""
 
-    __slots__ = ("_entries", "_garbage")
+    __slots__ = ("_entries",)
 
     def __init__(self) -> None:
+        super().__init__()
         self._entries: deque[Task] = deque()
-        self._garbage = 0
 
     def __len__(self) -> int:
         return len(self._entries) - self._garbage
@@ -183,16 +229,13 @@ class _SequenceQueue:
         """Add *task* at the back."""
         self._entries.append(task)
 
-    def discard(self, task: Task) -> None:
-        self._garbage += 1
-        if self._garbage > _MIN_GARBAGE_TO_COMPACT and self._garbage * 2 > len(
-            self._entries
-        ):
-            # In place: the serving task holds a bound method of the deque.
-            live = [t for t in self._entries if t._state == PENDING]
-            self._entries.clear()
-            self._entries.extend(live)
-            self._garbage = 0
+    def _size(self) -> int:
+        return len(self._entries)
+
+    def _compact(self) -> None:
+        live = [t for t in self._entries if t._state == PENDING]
+        self._entries.clear()
+        self._entries.extend(live)
 
     def drain(self) -> Iterator[Task]:
         entries, self._entries, self._garbage = self._entries, deque(), 0

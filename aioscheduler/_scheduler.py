@@ -261,7 +261,11 @@ class BaseScheduler(Hosted):
         if state == PENDING:
             # Inlined _job_cancelled_pending: a mass cancel is a hot path.
             task._state = CANCELLED
-            self._pending.discard(task)
+            # Inlined PendingJobs.discard.
+            pending = self._pending
+            pending._garbage += 1
+            if pending._garbage > pending._compact_above:
+                pending.compact_if_worth()
             if task._args is None:
                 task.callback.close()  # type: ignore[union-attr]
             if self._waiters:

@@ -979,3 +979,20 @@ class TestDeadlineHeap:
         assert [(float(t), t._value) for t in rest] == sorted(
             e for e in live if e[0] > now
         )
+
+    def test_cancelled_ones_are_dropped_once_they_outnumber_the_live(self) -> None:
+        n = 10_000
+        heap, tasks = self.fill([float(i % 100) for i in range(n)])
+        for i, task in enumerate(tasks):
+            if i % 5:  # cancel 80%
+                task._state = CANCELLED
+                heap.discard(task)
+                # Garbage never outnumbers the live tasks (beyond the
+                # minimum worth compacting).
+                assert heap._garbage <= max(len(heap), 1024)
+        assert len(heap) == n // 5
+        assert heap._size() < n // 5 * 3  # it was compacted
+        rest = self.drain_due(heap, math.inf)
+        assert [(float(t), t._value) for t in rest] == sorted(
+            (float(i % 100), i) for i in range(0, n, 5)
+        )
