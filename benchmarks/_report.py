@@ -656,7 +656,8 @@ _METHOD = [
     "**W5**: from the first `start_soon` / `put_nowait` to the end of the "
     "last job; order checked per queue",
     "**W6**: `Manager(20)`; all but the window scheduled far ahead "
-    "(≥ 2 min), then 50,000 jobs due 1 s later, spread over 2 s; peak RSS "
+    "(≥ 2 min), then 50,000 jobs due 5 s later (room for a full garbage "
+    "collection while they are scheduled), spread over 2 s; peak RSS "
     "from `getrusage`",
     "**Flat**: the issue asks W4 and W7 to be flat in N without a number; "
     f"the targets table calls W4 flat when 1M costs at most 1.5{X} of 100k "
