@@ -101,10 +101,17 @@ class QueuedScheduler(BaseScheduler):
 
     async def _serve(self, engine: backends.Engine) -> None:
         pending = self._pending
+        pop = pending.pop
         run_inline = engine.run_inline
-        since_checkpoint = 0
+
+        def next_task() -> Task | None:
+            task = pop()
+            if task is not None:
+                task._state = RUNNING
+            return task
+
         while True:
-            task = pending.pop()
+            task = next_task()
             if task is None:
                 self._sleeping_until = math.inf
                 try:
@@ -112,12 +119,8 @@ class QueuedScheduler(BaseScheduler):
                 finally:
                     self._sleeping_until = -math.inf
                 continue
-            task._state = RUNNING
-            await run_inline(task)
-            since_checkpoint += 1
-            if since_checkpoint == _JOBS_BETWEEN_CHECKPOINTS:
-                since_checkpoint = 0
-                await engine.checkpoint()
+            await run_inline(task, next_task, _JOBS_BETWEEN_CHECKPOINTS)
+            await engine.checkpoint()
 
 
 class LifoQueuedScheduler(QueuedScheduler):

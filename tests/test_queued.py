@@ -326,6 +326,54 @@ class TestQueuedCancel:
         # The cancellation did not leak into the scheduler or the next job.
         assert follower.result() == "after"
 
+    async def test_cancel_after_the_last_await_leaves_the_next_jobs_alone(
+        self, queued_cls: type[QueuedScheduler]
+    ) -> None:
+        """A job cancelled after its last await ends finished; the jobs run
+        after it (which may share its cancel scope on Trio) do not see it."""
+        tasks: list[Task] = []
+
+        async def cancels_itself() -> str:
+            assert tasks[0].cancel() is True
+            return "done anyway"
+
+        async def awaits(n: int) -> int:
+            await anyio.sleep(0.1)
+            return n
+
+        lifo = queued_cls is LifoQueuedScheduler
+        async with queued_cls() as scheduler:
+            if not lifo:
+                tasks.append(scheduler.start_soon(cancels_itself))
+            followers = [scheduler.start_soon(awaits, n) for n in range(100)]
+            if lifo:  # runs first there
+                tasks.append(scheduler.start_soon(cancels_itself))
+        assert tasks[0].result() == "done anyway"
+        assert [task.result() for task in followers] == list(range(100))
+
+    async def test_cancel_one_of_many_quick_jobs(
+        self, queued_cls: type[QueuedScheduler]
+    ) -> None:
+        """Cancelling a running job in the middle of a run of jobs that
+        share a checkpoint interval ends that job only."""
+        tasks: list[Task] = []
+        log: list[int] = []
+
+        async def job(n: int) -> int:
+            log.append(n)
+            if n == 30:
+                assert tasks[30].cancel() is True
+                await anyio.lowlevel.checkpoint()  # takes the cancellation
+                log.append(-1)  # never reached
+            return n
+
+        async with queued_cls() as scheduler:
+            tasks.extend(scheduler.start_soon(job, n) for n in range(200))
+        states = ["cancelled" if t.cancelled() else t.result() for t in tasks]
+        assert states == [*range(30), "cancelled", *range(31, 200)]
+        assert -1 not in log
+        assert sorted(log) == list(range(200))
+
     async def test_cancel_done_task_returns_false(
         self, queued_cls: type[QueuedScheduler]
     ) -> None:

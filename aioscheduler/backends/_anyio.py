@@ -58,36 +58,63 @@ class ScopedJobs(Engine):
         task._value = scope
         self._start_soon(self._run, task, scope)
 
-    async def run_inline(self, task: Task) -> None:
-        scope = self._new_scope()
-        task._value = scope
-        await self._run(task, scope)
+    async def run_inline(
+        self, task: Task, next_task: Callable[[], Task | None], limit: int
+    ) -> None:
+        # One cancel scope for a run of jobs, not one each: entering and
+        # leaving a Trio cancel scope costs more than the rest of a queued
+        # job's bookkeeping. Jobs run one at a time, so cancelling the scope
+        # cancels exactly the running one; a scope once cancelled is not
+        # used for another job.
+        while True:
+            scope = self._new_scope()
+            with scope:
+                while True:
+                    task._value = scope
+                    limit -= 1
+                    await self._step(task, scope)
+                    if scope.cancel_called:
+                        break  # spent, if only by a cancel after the job's last await
+                    following = next_task() if limit else None
+                    if following is None:
+                        return
+                    task = following
+            # The job was cancelled (its Cancelled ended the scope) or the
+            # scope is spent: the next job gets a fresh one.
+            following = next_task() if limit else None
+            if following is None:
+                return
+            task = following
 
     async def _run(self, task: Task, scope: Any) -> None:
-        host = self._host
         with scope:
-            if scope.cancel_called or self._all_cancelled:
-                # Cancelled between dispatch and its first step: never start it.
+            await self._step(task, scope)
+
+    async def _step(self, task: Task, scope: Any) -> None:
+        """Run *task*'s job inside *scope* (entered) and record its outcome."""
+        host = self._host
+        if scope.cancel_called or self._all_cancelled:
+            # Cancelled between dispatch and its first step: never start it.
+            host._job_cancelled(task)
+            return
+        try:
+            value = await host._job_coroutine(task)
+        except Exception as exc:
+            host._job_failed(task, exc)
+            return
+        except BaseException as exc:
+            if isinstance(exc, self._cancelled_exc):
                 host._job_cancelled(task)
-                return
-            try:
-                value = await host._job_coroutine(task)
-            except Exception as exc:
+                if not scope.cancel_called and self._stray_cancel():
+                    # The job raised the cancellation exception without
+                    # being cancelled (e.g. it awaited a future that
+                    # something else cancelled): it ends cancelled, and
+                    # nothing else does.
+                    return
+            else:
                 host._job_failed(task, exc)
-                return
-            except BaseException as exc:
-                if isinstance(exc, self._cancelled_exc):
-                    host._job_cancelled(task)
-                    if not scope.cancel_called and self._stray_cancel():
-                        # The job raised the cancellation exception without
-                        # being cancelled (e.g. it awaited a future that
-                        # something else cancelled): it ends cancelled, and
-                        # nothing else does.
-                        return
-                else:
-                    host._job_failed(task, exc)
-                raise
-            host._job_finished(task, value)
+            raise
+        host._job_finished(task, value)
 
     def cancel_job(self, task: Task) -> None:
         task._value.cancel()

@@ -221,7 +221,18 @@ class AsyncioEngine(Engine):
         if not jobs and self._all_ended is not None:
             _resolve(self._all_ended)
 
-    async def run_inline(self, task: Task) -> None:
+    async def run_inline(
+        self, task: Task, next_task: Callable[[], Task | None], limit: int
+    ) -> None:
+        while True:
+            await self._run_inline(task)
+            limit -= 1
+            following = next_task() if limit else None
+            if following is None:
+                return
+            task = following
+
+    async def _run_inline(self, task: Task) -> None:
         host = self._host
         self._inline = task
         task._value = None
@@ -248,10 +259,24 @@ class AsyncioEngine(Engine):
             host._settle(task)
         finally:
             self._inline = None
-            if self._inline_cancelled:
-                # The job swallowed our cancellation: undo it on the serving
-                # task, so it does not look cancelled from outside.
-                self._take_back_inline_cancel()
+        if self._inline_cancelled:
+            await self._absorb_inline_cancel()
+
+    async def _absorb_inline_cancel(self) -> None:
+        """Undo the cancel sent to an inline job that ended without it.
+
+        Either the job swallowed it, or it came after the job's last await
+        (the job cancelled itself, say) and would land on the serving
+        task's next await, killing the next job. Take it here, then undo it
+        on the serving task, so it does not look cancelled from outside.
+        """
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            if not self._take_back_inline_cancel():
+                raise  # someone else cancelled the serving task too
+        else:
+            self._take_back_inline_cancel()
 
     def _take_back_inline_cancel(self) -> bool:
         """Undo the cancel we sent; ``True`` if no other cancel is pending."""

@@ -83,8 +83,15 @@ class Engine(ABC):
         """Start *task*'s job now, concurrently with the caller."""
 
     @abstractmethod
-    async def run_inline(self, task: Task) -> None:
-        """Run *task*'s job to its end in the calling (serving) task."""
+    async def run_inline(
+        self, task: Task, next_task: Callable[[], Task | None], limit: int
+    ) -> None:
+        """Run jobs one after the other in the calling (serving) task.
+
+        First *task*'s job, then those of the tasks ``next_task()`` returns
+        (marked running), until it returns ``None`` or *limit* jobs have
+        run. Returning lets the caller checkpoint between runs.
+        """
 
     @abstractmethod
     def cancel_job(self, task: Task) -> None:
