@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -29,13 +29,16 @@ __all__ = ["AnyioEngine", "ScopedJobs"]
 class ScopedJobs(Engine):
     """Jobs each in a cancel scope of its own: what the AnyIO and Trio engines share.
 
-    A subclass says how to make a scope and how to start a task; this class
-    runs a job inside its scope (spawned or inline), records its outcome,
-    and cancels it through its scope.
+    A subclass says how to make a scope and opens the group (a task group
+    or a nursery: both have ``start_soon`` and ``cancel_scope``); this class
+    starts each job in the group inside its scope (or runs it inline),
+    records its outcome, and cancels it through its scope.
     """
 
     _host: JobHost
     _cancelled_exc: type[BaseException]
+    # The open task group or nursery, while serving.
+    _group: TaskGroup | Any = None
     # Set by cancel_all: the group's scope is cancelled, so a job that has
     # not started yet must not start (it would run to its first checkpoint).
     _all_cancelled = False
@@ -44,19 +47,15 @@ class ScopedJobs(Engine):
     def _new_scope(self) -> Any:
         """Return a new, unentered cancel scope."""
 
-    @abstractmethod
-    def _start_soon(
-        self,
-        run: Callable[[Task, Any], Coroutine[Any, Any, None]],
-        task: Task,
-        scope: Any,
-    ) -> None:
-        """Start ``run(task, scope)`` as a task of its own."""
-
     def spawn(self, task: Task) -> None:
         scope = self._new_scope()
         task._value = scope
-        self._start_soon(self._run, task, scope)
+        self._group.start_soon(self._run, task, scope)
+
+    def cancel_all(self) -> None:
+        self._all_cancelled = True
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
 
     async def run_inline(
         self, task: Task, next_task: Callable[[], Task | None], limit: int
@@ -141,13 +140,12 @@ class AnyioEngine(ScopedJobs):
         self._timer_slack = timer_slack
         # Capacity 1: one pending wake-up is as good as many.
         self._wake_send, self._wake_receive = anyio.create_memory_object_stream[None](1)
-        self._task_group: TaskGroup | None = None
         self._cancelled_exc = anyio.get_cancelled_exc_class()
 
     async def __aenter__(self) -> AnyioEngine:
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
-        self._task_group = task_group
+        self._group = task_group
         return self
 
     async def __aexit__(
@@ -156,11 +154,11 @@ class AnyioEngine(ScopedJobs):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        assert self._task_group is not None
+        assert self._group is not None
         try:
             # True when the group's own (cancelled) scope caught the
             # cancellation that closing sent through the serving task.
-            return await self._task_group.__aexit__(exc_type, exc, tb)
+            return await self._group.__aexit__(exc_type, exc, tb)
         finally:
             self._wake_send.close()
             self._wake_receive.close()
@@ -181,17 +179,3 @@ class AnyioEngine(ScopedJobs):
 
     def _new_scope(self) -> anyio.CancelScope:
         return anyio.CancelScope()
-
-    def _start_soon(
-        self,
-        run: Callable[[Task, Any], Coroutine[Any, Any, None]],
-        task: Task,
-        scope: Any,
-    ) -> None:
-        assert self._task_group is not None
-        self._task_group.start_soon(run, task, scope)
-
-    def cancel_all(self) -> None:
-        self._all_cancelled = True
-        if self._task_group is not None:
-            self._task_group.cancel_scope.cancel()

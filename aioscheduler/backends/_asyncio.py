@@ -65,6 +65,13 @@ def _timer_slack(loop: asyncio.AbstractEventLoop) -> float:
     return resolution
 
 
+# AnyIO's table of each asyncio task's innermost cancel scope (private; see
+# _shielded). Imported once here: a cancel of every running job looks at it.
+try:
+    from anyio._backends._asyncio import _task_states as _anyio_task_states
+except ImportError:  # pragma: no cover - depends on AnyIO's internals
+    _anyio_task_states = None  # type: ignore[assignment]
+
 #: How often to look again whether a shielded job can take its cancellation.
 SHIELD_POLL = 0.01
 
@@ -78,11 +85,9 @@ def _shielded(task: asyncio.Task[Any], base: object) -> bool:
     a task's innermost scope in a private table; without it (another AnyIO
     version), assume no shield rather than fail.
     """
-    try:
-        from anyio._backends._asyncio import _task_states
-    except ImportError:  # pragma: no cover - depends on AnyIO's internals
+    if _anyio_task_states is None:  # pragma: no cover - another AnyIO
         return False
-    scope = getattr(_task_states.get(task), "cancel_scope", None)
+    scope = getattr(_anyio_task_states.get(task), "cancel_scope", None)
     while scope is not None and scope is not base:
         if getattr(scope, "_shield", False):
             return True

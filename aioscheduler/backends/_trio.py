@@ -20,7 +20,7 @@ from ._anyio import AnyioEngine, ScopedJobs
 from ._interface import Engine, JobHost, LoopBinding
 
 if TYPE_CHECKING:
-    from aioscheduler._task import Task
+    pass
 
 __all__ = ["TrioBinding", "TrioEngine", "current_binding"]
 
@@ -33,12 +33,11 @@ class TrioEngine(ScopedJobs):
     def __init__(self, host: JobHost) -> None:
         self._host = host
         self._nursery_manager = trio.open_nursery()
-        self._nursery: trio.Nursery | None = None
         self._wakeup: trio.Event | None = None
         self._woken = False
 
     async def __aenter__(self) -> TrioEngine:
-        self._nursery = await self._nursery_manager.__aenter__()
+        self._group = await self._nursery_manager.__aenter__()
         return self
 
     async def __aexit__(
@@ -76,20 +75,6 @@ class TrioEngine(ScopedJobs):
 
     def _new_scope(self) -> trio.CancelScope:
         return trio.CancelScope()
-
-    def _start_soon(
-        self,
-        run: Callable[[Task, Any], Coroutine[Any, Any, None]],
-        task: Task,
-        scope: Any,
-    ) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(run, task, scope)
-
-    def cancel_all(self) -> None:
-        self._all_cancelled = True
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
 
 
 class TrioBinding(LoopBinding):
