@@ -12,16 +12,43 @@ from __future__ import annotations
 import sys
 from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import anyio
 from anyio.abc import TaskGroup
 
-__all__ = ["Hosted"]
+__all__ = ["Hosted", "HostedFailures"]
+
+
+class HostedFailures(ExceptionGroup):
+    """Job failures that a hosted scheduler raises into its host task group.
+
+    Leaving ``async with`` replaces it by its members in the group it
+    raises, so three failing jobs surface as one flat group of three, as
+    three failing children of a task group would.
+    """
+
+    def derive(self, excs: Any) -> ExceptionGroup[Any]:
+        return HostedFailures(self.message, excs)
+
+
+def _flatten(group: BaseExceptionGroup[Any]) -> BaseExceptionGroup[Any]:
+    """Return *group* with each :class:`HostedFailures` replaced by its members."""
+    if not any(isinstance(exc, HostedFailures) for exc in group.exceptions):
+        return group
+    members: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, HostedFailures):
+            members.extend(exc.exceptions)
+        else:
+            members.append(exc)
+    return BaseExceptionGroup(group.message, members).with_traceback(
+        group.__traceback__
+    )
 
 
 class Hosted(ABC):
-    """Mixin: the async context manager protocol on top of four hooks."""
+    """Mixin: the async context manager protocol on top of five hooks."""
 
     _host_group: TaskGroup | None = None
 
@@ -74,17 +101,20 @@ class Hosted(ABC):
             except BaseException as join_exc:  # e.g. an outer scope cancelled us
                 interrupted = join_exc
         self._request_close()
-        if interrupted is None:
-            try:
+        try:
+            if interrupted is None:
                 return await group.__aexit__(exc_type, exc, tb)
-            except BaseExceptionGroup as group_exc:
-                # The task group wrapped the body's own exception, alone:
-                # let it propagate as it was raised, as users expect.
-                if exc is not None and group_exc.exceptions == (exc,):
-                    return False
+            if not await group.__aexit__(
+                type(interrupted), interrupted, interrupted.__traceback__
+            ):
+                raise interrupted
+        except BaseExceptionGroup as group_exc:
+            # The task group wrapped the body's own exception, alone:
+            # let it propagate as it was raised, as users expect.
+            if exc is not None and group_exc.exceptions == (exc,):
+                return False
+            flat = _flatten(group_exc)
+            if flat is group_exc:
                 raise
-        if not await group.__aexit__(
-            type(interrupted), interrupted, interrupted.__traceback__
-        ):
-            raise interrupted
+            raise flat from None
         return None

@@ -208,9 +208,7 @@ def _mostly_due(entries: list[TimedTask], now: float) -> bool:
     return sum(task <= now for task in entries[::step]) * 8 >= 64
 
 
-# While a timed task is pending (or cancelled before it ran), its _value is
-# its sequence number.
-_sequence_of = attrgetter("_value")
+_sequence_of = attrgetter("_seq")
 
 
 class _SequenceQueue(_LazyDeletion):

@@ -10,7 +10,9 @@ each outcome back through the ``_job_*`` methods, and those record it on the
 
 from __future__ import annotations
 
+import contextvars
 import enum
+import inspect
 import logging
 import math
 import time
@@ -22,7 +24,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from . import backends
 from ._exceptions import SchedulerClosed, TaskLimitReached
-from ._lifecycle import Hosted
+from ._lifecycle import Hosted, HostedFailures
 from ._queues import PendingJobs
 from ._task import CANCELLED, FAILED, FINISHED, PENDING, RUNNING, Task
 from ._time import naive_to_utc
@@ -74,7 +76,24 @@ def _check_on_error(on_error: object) -> ErrorHandler | None:
             f"on_error must be None, 'raise' or a function (task, exception), "
             f"not {on_error!r}"
         )
+    call = getattr(on_error, "__call__", None)  # noqa: B004 - objects too
+    if inspect.iscoroutinefunction(on_error) or inspect.iscoroutinefunction(call):
+        # It would be called from a job's completion, which cannot await: its
+        # coroutine would never run and the failure would vanish.
+        raise TypeError(
+            f"on_error must be a plain function, not the async function "
+            f"{on_error!r}; to do async work on a failure, schedule it from a "
+            "plain function (e.g. scheduler.start_after(0, notify, task, exc))"
+        )
     return on_error
+
+
+#: The schedulers whose serving task (or one of whose jobs) runs here,
+#: innermost last. Jobs start in their serving task's context, so they see
+#: it too: join() uses it to refuse to wait for the job that calls it.
+_serving: contextvars.ContextVar[tuple[BaseScheduler, ...]] = contextvars.ContextVar(
+    "aioscheduler_serving", default=()
+)
 
 
 class BaseScheduler(Hosted):
@@ -94,6 +113,9 @@ class BaseScheduler(Hosted):
         self._max_tasks = _check_max_tasks(max_tasks)
         self._on_error = _check_on_error(on_error)
         self._run_state = _INITIAL
+        # Whether it ever served (closed before serving: _run_state alone
+        # cannot tell).
+        self._served = False
         # Mirrors "_run_state is _CLOSED" as one attribute read for hot paths.
         self._closed = False
         self._stopped = False
@@ -110,7 +132,8 @@ class BaseScheduler(Hosted):
         # looks at the pending jobs again anyway, so nobody needs to wake it).
         self._sleeping_until = _NOT_SLEEPING
         self._serve_scope: anyio.CancelScope | None = None
-        self._failure: Exception | None = None
+        # Job failures under on_error="raise", in the order they happened.
+        self._failures: list[Exception] = []
         self._idle_event: anyio.Event | None = None
         # Events of tasks someone awaits (Task.wait): rare, so kept here
         # rather than in a slot of every task.
@@ -130,7 +153,14 @@ class BaseScheduler(Hosted):
         if binding is not None:
             if binding.in_loop():
                 return binding
-            backends.current_binding()  # says so if no loop runs here at all
+            here = backends.current_binding()  # says so if no loop runs here
+            if here.in_same_thread(binding):
+                raise RuntimeError(
+                    f"this {type(self).__name__} belongs to another event loop "
+                    "(the one it was first used on, which is no longer running "
+                    "here); create one scheduler per event loop, e.g. inside "
+                    "the test or the function that asyncio.run() runs"
+                )
             raise RuntimeError(
                 f"{type(self).__name__} belongs to the event loop it was first "
                 "used on; schedule from that loop's thread (from another thread, "
@@ -185,19 +215,18 @@ class BaseScheduler(Hosted):
 
     def _job_finished(self, task: Task, value: Any) -> None:
         task._state = FINISHED
-        task._value = value
+        task._outcome = value
         self._settle(task)
 
     def _job_failed(self, task: Task, exc: BaseException) -> None:
         task._state = FAILED
-        task._value = exc
+        task._outcome = (exc, exc.__traceback__)
         self._settle(task)
         if isinstance(exc, Exception):
             self._report(task, exc)
 
     def _job_cancelled(self, task: Task) -> None:
         task._state = CANCELLED
-        task._value = None
         if task._args is None:
             # Coroutine form: close it in case it never started, so Python
             # does not warn that it was never awaited. Closing an ended
@@ -229,11 +258,10 @@ class BaseScheduler(Hosted):
                 "%s raised %s", _safe_repr(task), _safe_repr(exc), exc_info=exc
             )
         elif on_error == "raise":
-            if self._failure is None:
-                self._failure = exc
-            scope = self._serve_scope
-            if scope is not None:
-                scope.cancel()
+            # As a task group does: keep every failure, and let no later job
+            # start (close now, not when the serving task next runs).
+            self._failures.append(exc)
+            self._request_close()
         else:
             try:
                 on_error(task, exc)
@@ -249,7 +277,12 @@ class BaseScheduler(Hosted):
 
         :return: ``True`` if the cancellation was delivered; ``False`` if the
             task had already ended or belongs to another scheduler
+        :raises TypeError: if *task* is not a :class:`Task`
         """
+        if not isinstance(task, Task):
+            raise TypeError(
+                f"cancel() takes a Task (what scheduling returned), not {task!r}"
+            )
         if task._owner is not self:
             return False
         return self._cancel_task(task)
@@ -300,12 +333,18 @@ class BaseScheduler(Hosted):
         return self._run_state is _RUNNING
 
     def _claim(self) -> None:
+        if self._run_state is _CLOSED and not self._served:
+            raise RuntimeError(
+                f"this {type(self).__name__} was closed before it started; a "
+                "scheduler serves once, so create a new one"
+            )
         if self._run_state is not _INITIAL:
             raise RuntimeError(
                 f"this {type(self).__name__} has already been started; a "
                 "scheduler serves once, so create a new one"
             )
         self._run_state = _RUNNING
+        self._served = True
 
     def start(self) -> None:
         """Start serving in the background on the running asyncio loop (1.x).
@@ -353,6 +392,7 @@ class BaseScheduler(Hosted):
     async def _serve_claimed(
         self, task_status: TaskStatus[None], *, group_failure: bool
     ) -> None:
+        token = _serving.set((*_serving.get(), self))
         try:
             engine = self._bind().open_engine(self)
             async with engine:
@@ -367,18 +407,37 @@ class BaseScheduler(Hosted):
                 finally:
                     self._serve_scope = None
                     self._shut_down(engine)
+        except BaseException as exc:
+            if not self._failures:
+                raise
+            # Cancelled from outside after a job failed, or a job's
+            # BaseException: the failures still surface, as from a task group.
+            others = [] if isinstance(exc, anyio.get_cancelled_exc_class()) else [exc]
+            raise self._failure_group(group_failure, others) from None
         finally:
+            _serving.reset(token)
             self._engine = None
             self._set_closed()
             self._stopped = True
             stopped = self._stopped_event
             if stopped is not None:
                 stopped.set()
-        failure = self._failure
-        if failure is not None:
-            if group_failure:
-                raise ExceptionGroup("a job failed and on_error='raise'", [failure])
-            raise failure
+        if self._failures:
+            raise self._failure_group(group_failure, [])
+
+    def _failure_group(
+        self, group_failure: bool, others: list[BaseException]
+    ) -> BaseExceptionGroup[Any]:
+        """Return the group that carries every job failure out of the scheduler."""
+        failures: list[BaseException] = [*self._failures, *others]
+        message = "a job failed and on_error='raise'"
+        if len(self._failures) > 1:
+            message = f"{len(self._failures)} jobs failed and on_error='raise'"
+        if group_failure or others:
+            return BaseExceptionGroup(message, failures)
+        # Hosted: the host task group wraps what we raise; `async with`
+        # unwraps it.
+        return HostedFailures(message, self._failures)
 
     def _shut_down(self, engine: backends.Engine) -> None:
         """Refuse new jobs, cancel pending ones and deliver cancel to running ones."""
@@ -400,6 +459,12 @@ class BaseScheduler(Hosted):
         Jobs may schedule more jobs meanwhile; ``join()`` returns only when
         all of them are done.
         """
+        if self in _serving.get():
+            raise RuntimeError(
+                f"a job cannot await join() of its own {type(self).__name__}: "
+                "join() waits for every job, this one included, so it would "
+                "wait for itself forever"
+            )
         while self._loads[self._slot]:
             idle = self._idle_event
             if idle is None:

@@ -62,7 +62,13 @@ class Task:
     # (rarely asked for, so it does not cost every task a slot).
     _priority: datetime | int | _Named | None
     _state: int
-    _value: Any
+    # Scheduling order: breaks ties between equal deadlines (timed) and is
+    # the queued tasks' priority.
+    _seq: int
+    # Once done: what the job returned (finished), or the exception it raised
+    # and that exception's traceback as the job left it (failed): result()
+    # re-raises with that traceback, so asking twice does not lengthen it.
+    _outcome: Any
 
     if TYPE_CHECKING:
         callback: Coroutine[Any, Any, Any] | Callable[..., Coroutine[Any, Any, Any]]
@@ -159,9 +165,10 @@ class Task:
         """
         state = self._state
         if state == FINISHED:
-            return self._value
+            return self._outcome
         if state == FAILED:
-            raise self._value
+            exc, tb = self._outcome
+            raise exc.with_traceback(tb)
         self._raise_unless_done()
 
     def exception(self) -> BaseException | None:
@@ -174,7 +181,7 @@ class Task:
         if state == FINISHED:
             return None
         if state == FAILED:
-            value: BaseException = self._value
+            value: BaseException = self._outcome[0]
             return value
         self._raise_unless_done()
         return None  # pragma: no cover - _raise_unless_done always raises
@@ -216,8 +223,9 @@ _SLOTS = (
     "_args",
     "_owner",
     "_priority",
+    "_outcome",
+    "_seq",
     "_state",
-    "_value",
     "callback",
 )
 
@@ -230,8 +238,7 @@ class TimedTask(float, Task):
     neither a ``(deadline, seq, task)`` tuple nor a separate float object per
     job: about 110 bytes less per pending job. Equality and hashing stay by
     identity, as for any handle; only ``<`` and friends compare deadlines.
-    Ties are put in scheduling order when they come due: while pending,
-    ``_value`` holds the task's sequence number.
+    Ties are put in scheduling order (``_seq``) when they come due.
     """
 
     __slots__ = _SLOTS
@@ -275,7 +282,8 @@ def new_timed_task(
     task._args = args
     task._priority = priority
     task._state = PENDING
-    task._value = seq
+    task._seq = seq
+    task._outcome = None
     return task
 
 
@@ -295,5 +303,6 @@ class QueuedTask(Task):
         self.callback = callback
         self._args = args
         self._priority = seq
+        self._seq = seq
         self._state = PENDING
-        self._value = None
+        self._outcome = None

@@ -31,7 +31,9 @@ def main(argv: list[str]) -> None:
     warnings.simplefilter("ignore")
     impl = case["impl"]
     if impl.startswith("aioscheduler-anyio"):
-        os.environ["AIOSCHEDULER_ENGINE"] = "anyio"
+        import aioscheduler.backends
+
+        aioscheduler.backends._PORTABLE = True
     if impl in ("aioscheduler", "aioscheduler-anyio"):
         from aioscheduler import _bench
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests._engines import use_engine
+
 HAVE_TRIO = importlib.util.find_spec("trio") is not None
 HAVE_LOOPTIME = importlib.util.find_spec("looptime") is not None
 
@@ -53,10 +55,7 @@ def anyio_backend(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[str, dict[str, Any]]:
     name, engine = request.param
-    if engine == "anyio":
-        monkeypatch.setenv("AIOSCHEDULER_ENGINE", "anyio")
-    else:
-        monkeypatch.delenv("AIOSCHEDULER_ENGINE", raising=False)
+    use_engine(monkeypatch, engine)
     return name, backend_options(name)
 
 

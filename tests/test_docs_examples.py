@@ -41,6 +41,7 @@ import anyio
 import pytest
 
 import aioscheduler
+from tests._engines import child_env, use_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -190,13 +191,7 @@ def _run_example(example: Example, loop: str, engine: str, workdir: Path) -> Out
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.pop("PYTHONWARNINGS", None)
     env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), *filter(None, [env.get("PYTHONPATH")])]
-    )
-    if engine == "anyio":
-        env["AIOSCHEDULER_ENGINE"] = "anyio"
-    else:
-        env.pop("AIOSCHEDULER_ENGINE", None)
+    env = child_env(engine, env)
     if loop == "pytest":
         script = workdir / "test_example.py"
         script.write_text(example.code, encoding="utf-8")
@@ -417,9 +412,9 @@ def test_docstring_example(
 ) -> None:
     """A docstring's ``Example::`` runs in async code, in virtual time."""
     if engine == "anyio":
-        monkeypatch.setenv("AIOSCHEDULER_ENGINE", "anyio")
+        use_engine(monkeypatch, "anyio")
     else:
-        monkeypatch.delenv("AIOSCHEDULER_ENGINE", raising=False)
+        use_engine(monkeypatch, "native")
     namespace: dict[str, Any] = {
         name: getattr(aioscheduler, name) for name in aioscheduler.__all__
     }

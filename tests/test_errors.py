@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -20,6 +19,7 @@ from aioscheduler import (
     TaskCancelled,
     TimedScheduler,
 )
+from tests._engines import portable, use_engine
 
 Scheduler = TimedScheduler | QueuedScheduler
 AsyncFn = Callable[..., Coroutine[Any, Any, Any]]
@@ -395,9 +395,7 @@ class TestBaseExceptions:
     ) -> None:
         exc = exc_type()
         escaped, failing, other = run_until_base_exception(anyio_backend, kind, exc)
-        native = anyio_backend[0] == "asyncio" and not os.environ.get(
-            "AIOSCHEDULER_ENGINE"
-        )
+        native = anyio_backend[0] == "asyncio" and not portable()
         if native:
             # Native asyncio engine: out of the event loop as itself.
             assert escaped is exc
@@ -419,10 +417,7 @@ class TestBaseExceptions:
         exc_type: type[BaseException],
         engine: str,
     ) -> None:
-        if engine == "anyio":
-            monkeypatch.setenv("AIOSCHEDULER_ENGINE", "anyio")
-        else:
-            monkeypatch.delenv("AIOSCHEDULER_ENGINE", raising=False)
+        use_engine(monkeypatch, engine)
         exc = exc_type()
         tasks: list[Task] = []
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from aioscheduler import Manager, QueuedScheduler, Task, TimedScheduler
+from tests._engines import use_engine
 
 UTCNOW_DEPRECATED = "ignore:datetime.datetime.utcnow:DeprecationWarning"
 
@@ -26,10 +27,7 @@ UTCNOW_DEPRECATED = "ignore:datetime.datetime.utcnow:DeprecationWarning"
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run each test on the native asyncio engine and on the AnyIO one."""
     name: str = request.param
-    if name == "anyio":
-        monkeypatch.setenv("AIOSCHEDULER_ENGINE", "anyio")
-    else:
-        monkeypatch.delenv("AIOSCHEDULER_ENGINE", raising=False)
+    use_engine(monkeypatch, name)
     return name
 
 

@@ -50,6 +50,7 @@ from aioscheduler import (
     TaskLimitReached,
     TimedScheduler,
 )
+from tests._engines import use_engine
 from tests.conftest import backend_options
 
 BackendParam = tuple[str, dict[str, Any]]
@@ -365,10 +366,7 @@ class TestStrayCancelledError:
     def test_other_jobs_still_run(
         self, monkeypatch: pytest.MonkeyPatch, kind: str, engine: str, how: str
     ) -> None:
-        if engine == "anyio":
-            monkeypatch.setenv("AIOSCHEDULER_ENGINE", "anyio")
-        else:
-            monkeypatch.delenv("AIOSCHEDULER_ENGINE", raising=False)
+        use_engine(monkeypatch, engine)
         tasks: list[Task] = []
 
         async def victim() -> None:

@@ -16,7 +16,7 @@ The default run churns 100,000 jobs on each of the 4 paths (4-12 s each).
 The ``soak`` run (``nox -s soak``) churns 1,000,000 on asyncio and on Trio
 (native engines), each in a fresh interpreter, both at once (60-95 s with
 tracemalloc on a 2-core machine); run one alone with ``python -m
-tests.test_leaks trio`` (``AIOSCHEDULER_ENGINE=anyio`` for the portable
+tests.test_leaks trio`` (``AIOSCHEDULER_TEST_ENGINE=anyio`` for the portable
 engine: 2-3 minutes).
 """
 
@@ -26,7 +26,6 @@ import asyncio
 import gc
 import inspect
 import json
-import os
 import subprocess
 import sys
 import time
@@ -49,6 +48,7 @@ from aioscheduler import (
     TaskCancelled,
     TimedScheduler,
 )
+from tests._engines import child_env
 from tests.conftest import backend_options
 
 BATCH = 1_000
@@ -217,13 +217,7 @@ PATHS = [("trio", "native"), ("asyncio", "native")]
 
 
 def _start(loop: str, engine: str) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    env.pop("AIOSCHEDULER_ENGINE", None)
-    if engine == "anyio":
-        env["AIOSCHEDULER_ENGINE"] = "anyio"
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), *filter(None, [env.get("PYTHONPATH")])]
-    )
+    env = child_env(engine)
     command = [sys.executable, "-W", "error", "-m", "tests.test_leaks", loop]
     return subprocess.Popen(
         command,

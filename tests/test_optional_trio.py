@@ -10,7 +10,6 @@ These are plain synchronous tests on ``asyncio.run``, not anyio-parametrized.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from aioscheduler import Manager, QueuedScheduler, TimedScheduler
+from tests._engines import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,12 +77,7 @@ PROGRAM = textwrap.dedent(
 def test_fresh_interpreter_runs_jobs_without_importing_trio(
     engine: str, trio: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "AIOSCHEDULER_ENGINE"}
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
-    )
-    if engine == "anyio":
-        env["AIOSCHEDULER_ENGINE"] = "anyio"
+    env = child_env(engine)
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", PROGRAM, trio],
         cwd=ROOT,

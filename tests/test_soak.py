@@ -38,6 +38,7 @@ import anyio.lowlevel
 import pytest
 
 from aioscheduler import Manager, Task, TimedScheduler
+from tests._engines import child_env
 
 SCHEDULERS = 20
 PENDING = 2_000_000
@@ -225,13 +226,7 @@ def test_soak(capsys: pytest.CaptureFixture[str]) -> None:
     results: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
     for loop, engine in PATHS:
-        env = dict(os.environ)
-        env.pop("AIOSCHEDULER_ENGINE", None)
-        if engine == "anyio":
-            env["AIOSCHEDULER_ENGINE"] = "anyio"
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT), *filter(None, [env.get("PYTHONPATH")])]
-        )
+        env = child_env(engine)
         proc = subprocess.run(
             [sys.executable, "-W", "error", "-m", "tests.test_soak", loop],
             cwd=ROOT,

@@ -973,10 +973,10 @@ class TestDeadlineHeap:
         live = [(d, i) for i, d in enumerate(deadlines) if i not in cancelled]
         expected_due = sorted(e for e in live if e[0] <= now)
         got = self.drain_due(heap, now)
-        assert [(float(t), t._value) for t in got] == expected_due
+        assert [(float(t), t._seq) for t in got] == expected_due
         assert len(heap) == len(live) - len(expected_due)
         rest = self.drain_due(heap, math.inf)
-        assert [(float(t), t._value) for t in rest] == sorted(
+        assert [(float(t), t._seq) for t in rest] == sorted(
             e for e in live if e[0] > now
         )
 
@@ -993,6 +993,6 @@ class TestDeadlineHeap:
         assert len(heap) == n // 5
         assert heap._size() < n // 5 * 3  # it was compacted
         rest = self.drain_due(heap, math.inf)
-        assert [(float(t), t._value) for t in rest] == sorted(
+        assert [(float(t), t._seq) for t in rest] == sorted(
             (float(i % 100), i) for i in range(0, n, 5)
         )

@@ -6,13 +6,13 @@ clock, a cheap "am I on this loop?" check, the engine that runs jobs there,
 and the 1.x ``start()`` facade. Loop modules are imported lazily, so Trio is
 needed only when Trio is used.
 
-The environment variable ``AIOSCHEDULER_ENGINE=anyio`` makes every loop use
-the portable AnyIO engine instead of a native one (the test suite runs both).
+Setting the private ``_PORTABLE`` to ``True`` makes every loop use the
+portable AnyIO engine instead of a native one: a hook for the test suite,
+which runs both (not an option: users get the fastest engine there is).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from ._interface import Engine, JobHost, LoopBinding
@@ -20,9 +20,13 @@ from ._interface import Engine, JobHost, LoopBinding
 __all__ = ["Engine", "JobHost", "LoopBinding", "current_binding", "portable_forced"]
 
 
+#: Test hook: use the portable AnyIO engine on every loop.
+_PORTABLE = False
+
+
 def portable_forced() -> bool:
-    """Return ``True`` if ``AIOSCHEDULER_ENGINE=anyio`` asks for the portable engine."""
-    return os.environ.get("AIOSCHEDULER_ENGINE", "") == "anyio"
+    """Return ``True`` if the test hook asks for the portable engine."""
+    return _PORTABLE
 
 
 def current_binding() -> LoopBinding:

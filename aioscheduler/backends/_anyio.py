@@ -42,14 +42,18 @@ class ScopedJobs(Engine):
     # Set by cancel_all: the group's scope is cancelled, so a job that has
     # not started yet must not start (it would run to its first checkpoint).
     _all_cancelled = False
+    # Each spawned job's cancel scope, by its Task, while it runs.
+    _scopes: dict[Task, Any]
+    # The job running inline in the serving task, and its scope.
+    _inline: Task | None = None
+    _inline_scope: Any = None
 
     @abstractmethod
     def _new_scope(self) -> Any:
         """Return a new, unentered cancel scope."""
 
     def spawn(self, task: Task) -> None:
-        scope = self._new_scope()
-        task._value = scope
+        scope = self._scopes[task] = self._new_scope()
         self._group.start_soon(self._run, task, scope)
 
     def cancel_all(self) -> None:
@@ -66,12 +70,15 @@ class ScopedJobs(Engine):
         # cancels exactly the running one; a scope once cancelled is not
         # used for another job.
         while True:
-            scope = self._new_scope()
+            scope = self._inline_scope = self._new_scope()
             with scope:
                 while True:
-                    task._value = scope
+                    self._inline = task
                     limit -= 1
-                    await self._step(task, scope)
+                    try:
+                        await self._step(task, scope)
+                    finally:
+                        self._inline = None
                     if scope.cancel_called:
                         break  # spent, if only by a cancel after the job's last await
                     following = next_task() if limit else None
@@ -86,8 +93,11 @@ class ScopedJobs(Engine):
             task = following
 
     async def _run(self, task: Task, scope: Any) -> None:
-        with scope:
-            await self._step(task, scope)
+        try:
+            with scope:
+                await self._step(task, scope)
+        finally:
+            del self._scopes[task]
 
     async def _step(self, task: Task, scope: Any) -> None:
         """Run *task*'s job inside *scope* (entered) and record its outcome."""
@@ -116,7 +126,10 @@ class ScopedJobs(Engine):
         host._job_finished(task, value)
 
     def cancel_job(self, task: Task) -> None:
-        task._value.cancel()
+        if task is self._inline:
+            self._inline_scope.cancel()
+        else:
+            self._scopes[task].cancel()
 
     def _stray_cancel(self) -> bool:
         """Return ``True`` if a cancellation exception here is nobody's cancel."""
@@ -133,6 +146,7 @@ class AnyioEngine(ScopedJobs):
         stray_cancel: Callable[[], bool] | None = None,
     ) -> None:
         self._host = host
+        self._scopes = {}
         if stray_cancel is not None:
             self._stray_cancel = stray_cancel  # type: ignore[method-assign]
         # See AsyncioEngine: asyncio fires timers up to its clock resolution

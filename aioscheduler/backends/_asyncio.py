@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from aioscheduler._task import FINISHED
+from aioscheduler._task import RUNNING
 
 from ._anyio import AnyioEngine
 from ._interface import Engine, JobHost, LoopBinding
@@ -60,9 +60,16 @@ def _timer_slack(loop: asyncio.AbstractEventLoop) -> float:
     virtual clock (that moves only when the loop is idle) never does.
     """
     resolution = getattr(loop, "_clock_resolution", None)
-    if not isinstance(resolution, float):
-        resolution = time.get_clock_info("monotonic").resolution
-    return resolution
+    if isinstance(resolution, float):
+        return resolution
+    if type(loop).__module__.partition(".")[0] == "uvloop":
+        # uvloop keeps time in whole milliseconds (libuv's): a timer fires
+        # up to a millisecond before a deadline between two ticks.
+        return _UVLOOP_RESOLUTION
+    return time.get_clock_info("monotonic").resolution
+
+
+_UVLOOP_RESOLUTION = 1e-3
 
 
 # AnyIO's table of each asyncio task's innermost cancel scope (private; see
@@ -111,19 +118,24 @@ class AsyncioEngine(Engine):
     def __init__(self, host: JobHost, loop: asyncio.AbstractEventLoop) -> None:
         self._host = host
         self._loop = loop
-        # job -> its Task, so cancel_all can settle jobs that never started.
-        self._jobs: dict[asyncio.Task[None], Task] = {}
+        # Each running spawned job's asyncio task, by its Task: to cancel one
+        # (or all), and to know when all have ended. An eager task factory
+        # may run a job to its end inside create_task(): such a job is never
+        # entered here.
+        self._jobs: dict[Task, asyncio.Task[None]] = {}
         self._wakeup: asyncio.Future[None] | None = None
         self._woken = False
         self._all_ended: asyncio.Future[None] | None = None
         self._serving: asyncio.Task[Any] | None = None
-        # The job running inline in the serving task, and whether we have
-        # cancelled the serving task on its behalf.
         self._timer_slack = _timer_slack(loop)
+        # The job running inline in the serving task, and how many cancels
+        # we sent the serving task on its behalf (to take back afterwards).
         self._inline: Task | None = None
-        self._inline_cancelled = False
-        # Jobs (or the inline Task) whose cancellation waits for a shield.
-        self._deferred: set[Any] = set()
+        self._inline_cancels = 0
+        # Jobs we are cancelling: the cancellation is delivered again while
+        # they run (level-triggered, as a cancel scope is), so a job that
+        # caught one CancelledError is cancelled again at its next await.
+        self._cancelling: set[Task] = set()
         # A BaseException from a job, to raise when the engine exits.
         self._fatal: BaseException | None = None
 
@@ -178,18 +190,13 @@ class AsyncioEngine(Engine):
 
     def spawn(self, task: Task) -> None:
         job = self._loop.create_task(self._run(task))
-        task._value = job
-        self._jobs[job] = task
+        if task._state == RUNNING:  # not ended already by an eager factory
+            self._jobs[task] = job
 
     async def _run(self, task: Task) -> None:
-        # spawn() stored our handle there before this coroutine first runs.
-        job: asyncio.Task[None] = task._value
         host = self._host
         try:
-            # host._job_coroutine and host._job_finished, inlined: this is
-            # the per-job path of every timed job.
-            args = task._args
-            value = await (task.callback if args is None else task.callback(*args))  # type: ignore[operator, misc]
+            value = await host._job_coroutine(task)
         except asyncio.CancelledError:
             host._job_cancelled(task)
         except Exception as exc:
@@ -198,33 +205,37 @@ class AsyncioEngine(Engine):
             host._job_failed(task, exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 # asyncio re-raises these out of the event loop, which is
-                # where they belong.
+                # where they belong; the task keeps a copy nobody asks for.
+                self._job_of(task).add_done_callback(_retrieve)
                 raise
             # Any other BaseException would sit on a task nobody awaits:
-            # end the serving task with it instead, as a task group would
-            # (this job has ended: it is not among those to cancel).
-            self._forget(job)
+            # end the serving task with it instead, as a task group would.
             self._abort(exc)
         else:
-            task._state = FINISHED
-            task._value = value
-            host._settle(task)
+            host._job_finished(task, value)
         finally:
+            if self._cancelling:
+                self._cancelling.discard(task)
             jobs = self._jobs
-            jobs.pop(job, None)
+            jobs.pop(task, None)
             if not jobs and self._all_ended is not None:
                 _resolve(self._all_ended)
+
+    def _job_of(self, task: Task) -> asyncio.Task[Any]:
+        """Return the asyncio task running *task*'s job."""
+        job = self._jobs.get(task)
+        if job is None:
+            # Not entered yet: it is in the first step an eager task factory
+            # runs inside create_task(), so it is the current task.
+            current = asyncio.current_task()
+            assert current is not None
+            return current
+        return job
 
     def _abort(self, exc: BaseException) -> None:
         if self._fatal is None:
             self._fatal = exc
         self._host._request_close()
-
-    def _forget(self, job: asyncio.Task[None]) -> None:
-        jobs = self._jobs
-        jobs.pop(job, None)
-        if not jobs and self._all_ended is not None:
-            _resolve(self._all_ended)
 
     async def run_inline(
         self, task: Task, next_task: Callable[[], Task | None], limit: int
@@ -240,14 +251,12 @@ class AsyncioEngine(Engine):
     async def _run_inline(self, task: Task) -> None:
         host = self._host
         self._inline = task
-        task._value = None
         try:
-            args = task._args
-            value = await (task.callback if args is None else task.callback(*args))  # type: ignore[operator, misc]
+            value = await host._job_coroutine(task)
         except asyncio.CancelledError:
             host._job_cancelled(task)
-            if self._inline_cancelled:
-                if not self._take_back_inline_cancel():
+            if self._inline_cancels:
+                if not self._take_back_inline_cancels():
                     raise  # someone else cancelled the serving task too
             elif not _stray_cancel():
                 raise
@@ -259,87 +268,101 @@ class AsyncioEngine(Engine):
             host._job_failed(task, exc)
             raise
         else:
-            task._state = FINISHED
-            task._value = value
-            host._settle(task)
+            host._job_finished(task, value)
         finally:
             self._inline = None
-        if self._inline_cancelled:
+        if self._inline_cancels:
             await self._absorb_inline_cancel()
 
     async def _absorb_inline_cancel(self) -> None:
-        """Undo the cancel sent to an inline job that ended without it.
+        """Undo the cancels sent to an inline job that ended without them.
 
-        Either the job swallowed it, or it came after the job's last await
-        (the job cancelled itself, say) and would land on the serving
-        task's next await, killing the next job. Take it here, then undo it
-        on the serving task, so it does not look cancelled from outside.
+        Either the job swallowed them, or one came after the job's last await
+        (the job cancelled itself, say) and would land on the serving task's
+        next await, killing the next job. Take it here, then undo ours on
+        the serving task, so it does not look cancelled from outside.
         """
         try:
             await asyncio.sleep(0)
         except asyncio.CancelledError:
-            if not self._take_back_inline_cancel():
+            if not self._take_back_inline_cancels():
                 raise  # someone else cancelled the serving task too
         else:
-            self._take_back_inline_cancel()
+            self._take_back_inline_cancels()
 
-    def _take_back_inline_cancel(self) -> bool:
-        """Undo the cancel we sent; ``True`` if no other cancel is pending."""
-        if not self._inline_cancelled:
-            return False
-        self._inline_cancelled = False
-        assert self._serving is not None
-        return self._serving.uncancel() == 0
-
-    def cancel_job(self, task: Task) -> None:
-        if task is self._inline:
-            self._cancel_inline(task)
-            return
-        self._cancel_spawned(task._value, task)
-
-    def _cancel_spawned(self, job: asyncio.Task[None], task: Task) -> None:
-        if job.cancelling() or job in self._deferred:
-            # Cancelled once already: a second task.cancel() could land in
-            # the job's shielded cleanup.
-            return
-        if _shielded(job, None):
-            self._defer(job, task)
-            return
-        job.cancel()
-        if _never_started(job):
-            # Its coroutine will never run, so neither will _run's bookkeeping.
-            self._host._job_cancelled(task)
-            self._forget(job)
-
-    def _cancel_inline(self, task: Task) -> None:
-        if self._inline_cancelled or task in self._deferred:
-            return
+    def _take_back_inline_cancels(self) -> bool:
+        """Undo the cancels we sent; ``True`` if no other cancel is pending."""
         serving = self._serving
         assert serving is not None
-        # Only the job's own scopes count, not those around the serving task.
-        if _shielded(serving, self._host._serve_scope):
-            self._defer(task, task)
+        remaining = serving.cancelling()
+        while self._inline_cancels:
+            self._inline_cancels -= 1
+            remaining = serving.uncancel()
+        return remaining == 0
+
+    def cancel_job(self, task: Task) -> None:
+        if task in self._cancelling:
+            return  # being cancelled already, again at each await
+        self._cancelling.add(task)
+        self._deliver_cancel(task)
+
+    def _deliver_cancel(self, task: Task) -> None:
+        """Cancel *task*'s job now if it can take it, and look again soon.
+
+        Called again on every loop iteration while the job runs, as AnyIO
+        delivers a cancel scope's cancellation; while the job is in a
+        shielded section, only every SHIELD_POLL seconds, so that a virtual
+        clock can move on meanwhile.
+        """
+        if task._state != RUNNING or task not in self._cancelling:
+            self._cancelling.discard(task)
             return
-        self._inline_cancelled = True
-        serving.cancel()
-
-    def _defer(self, key: Any, task: Task) -> None:
-        self._deferred.add(key)
-        self._loop.call_later(SHIELD_POLL, self._retry_cancel, key, task)
-
-    def _retry_cancel(self, key: Any, task: Task) -> None:
-        self._deferred.discard(key)
+        loop = self._loop
         if task is self._inline:
-            self._cancel_inline(task)
-        elif key in self._jobs:
-            self._cancel_spawned(key, task)
+            job = self._serving
+            assert job is not None
+            # Only the job's own scopes count, not those around the serving task.
+            shield_base: object = self._host._serve_scope
+        else:
+            job = self._job_of(task)
+            shield_base = None
+        if _shielded(job, shield_base):
+            loop.call_later(SHIELD_POLL, self._deliver_cancel, task)
+            return
+        if job is not asyncio.current_task() and _never_started(job):
+            # Its coroutine will never run, so neither will _run's bookkeeping.
+            job.cancel()
+            self._cancelling.discard(task)
+            self._host._job_cancelled(task)
+            self._forget(task)
+            return
+        if not job._must_cancel:  # type: ignore[attr-defined]
+            waiter = job._fut_waiter  # type: ignore[attr-defined]
+            if waiter is None or not waiter.done():
+                job.cancel()
+                if task is self._inline:
+                    self._inline_cancels += 1
+        loop.call_soon(self._deliver_cancel, task)
+
+    def _forget(self, task: Task) -> None:
+        jobs = self._jobs
+        jobs.pop(task, None)
+        if not jobs and self._all_ended is not None:
+            _resolve(self._all_ended)
 
     def cancel_all(self) -> None:
         inline = self._inline
-        if inline is not None:
+        if inline is not None and inline._state == RUNNING:
             self.cancel_job(inline)
-        for job, task in list(self._jobs.items()):
-            self._cancel_spawned(job, task)
+        for task in list(self._jobs):
+            if task._state == RUNNING:
+                self.cancel_job(task)
+
+
+def _retrieve(job: asyncio.Task[Any]) -> None:
+    """Mark *job*'s exception retrieved (it was raised out of the loop already)."""
+    if not job.cancelled():
+        job.exception()
 
 
 class AsyncioBinding(LoopBinding):
@@ -349,22 +372,26 @@ class AsyncioBinding(LoopBinding):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._thread = threading.get_ident()
         self.clock = loop.time
         if sys.version_info >= (3, 12):
             self.loop = loop
             self.current_loop = _get_running_loop
         else:
             # On 3.11 asyncio._get_running_loop() makes a getpid() system
-            # call (fork detection): the thread is a 6x cheaper identity for
-            # the per-job check. Binding (_bind) still checks the loop itself.
-            self.loop = threading.get_ident()
-            self.current_loop = threading.get_ident
+            # call (fork detection), 7x the cost of this check: "this thread,
+            # and this loop runs" (only one loop runs in a thread at a time).
+            self.loop = True
+            self.current_loop = _runs_here(loop, self._thread)
         # Strong references to facade serving tasks: the loop itself keeps
         # only weak ones.
         self._facades: set[asyncio.Task[None]] = set()
 
     def in_loop(self) -> bool:
         return _get_running_loop() is self._loop
+
+    def in_same_thread(self, other: LoopBinding) -> bool:
+        return isinstance(other, AsyncioBinding) and other._thread == self._thread
 
     def open_engine(self, host: JobHost) -> Engine:
         from . import portable_forced
@@ -391,6 +418,16 @@ class AsyncioBinding(LoopBinding):
             logging.getLogger("aioscheduler").error(
                 "scheduler started with start() stopped on an error", exc_info=exc
             )
+
+
+def _runs_here(loop: asyncio.AbstractEventLoop, thread: int) -> Callable[[], bool]:
+    """Return a cheap test: is *loop* running, in the calling thread *thread*?"""
+    get_ident = threading.get_ident
+    if isinstance(loop, asyncio.BaseEventLoop):
+        # _thread_id is set while the loop runs, None otherwise.
+        return lambda: loop._thread_id == get_ident()  # type: ignore[attr-defined]
+    is_running = loop.is_running
+    return lambda: get_ident() == thread and is_running()
 
 
 def current_binding() -> AsyncioBinding | None:

@@ -119,6 +119,10 @@ class LoopBinding(ABC):
     def in_loop(self) -> bool:
         """Return ``True`` if called from this loop's thread while it runs."""
 
+    def in_same_thread(self, other: LoopBinding) -> bool:
+        """Return ``True`` if *other* is a loop that ran in this loop's thread."""
+        return False
+
     @abstractmethod
     def open_engine(self, host: JobHost) -> Engine:
         """Return the engine that will serve *host* on this loop."""

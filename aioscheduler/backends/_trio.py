@@ -12,15 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from ._anyio import AnyioEngine, ScopedJobs
 from ._interface import Engine, JobHost, LoopBinding
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["TrioBinding", "TrioEngine", "current_binding"]
 
@@ -32,6 +29,7 @@ class TrioEngine(ScopedJobs):
 
     def __init__(self, host: JobHost) -> None:
         self._host = host
+        self._scopes = {}
         self._nursery_manager = trio.open_nursery()
         self._wakeup: trio.Event | None = None
         self._woken = False
