@@ -110,10 +110,6 @@ class DeadlineHeap(_LazyDeletion):
     def __len__(self) -> int:
         return len(self._entries) + len(self._ready) - self._garbage
 
-    def push(self, task: TimedTask) -> None:
-        """Add *task*, due at its deadline."""
-        heapq.heappush(self._entries, task)
-
     def next_deadline(self) -> float | None:
         """Return the earliest live deadline, or ``None`` if empty."""
         for task in self._ready:
@@ -222,10 +218,6 @@ class _SequenceQueue(_LazyDeletion):
 
     def __len__(self) -> int:
         return len(self._entries) - self._garbage
-
-    def push(self, task: Task) -> None:
-        """Add *task* at the back."""
-        self._entries.append(task)
 
     def _size(self) -> int:
         return len(self._entries)

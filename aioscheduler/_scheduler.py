@@ -145,6 +145,24 @@ class BaseScheduler(Hosted):
         self._slot = 0
         self._manager: Manager[Any] | None = None
 
+    def __del__(self) -> None:
+        # As asyncio says of a pending task destroyed: jobs added to a
+        # scheduler that never served are lost, and task.wait() on one
+        # would have waited forever. (getattr: __init__ may have failed.)
+        loads = getattr(self, "_loads", None)
+        if getattr(self, "_run_state", None) is _INITIAL and loads:
+            pending = loads[self._slot]
+            if pending:
+                warnings.warn(
+                    f"a {type(self).__name__} was destroyed with {pending} "
+                    "pending job(s) without ever serving, so they never ran: "
+                    "serve it with 'async with scheduler:', "
+                    "'await task_group.start(scheduler.run)' or, on asyncio, "
+                    "scheduler.start()",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
     # -- binding to the event loop ------------------------------------------
 
     def _bind(self) -> backends.LoopBinding:

@@ -1,7 +1,7 @@
 """Conversions at the API boundary: datetime / timedelta / seconds -> numbers.
 
 The core works in floats only: POSIX timestamps here, loop-clock deadlines in
-the scheduler (see :meth:`BaseScheduler._deadline_of`).
+the scheduler (a timestamp minus the scheduler's wall-to-loop offset).
 """
 
 from __future__ import annotations
@@ -10,10 +10,13 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-__all__ = ["delay_seconds", "timestamp_of"]
+__all__ = ["MAX_TIMESTAMP", "delay_seconds", "past_message", "timestamp_of"]
 
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
 _EPOCH_AWARE: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: The POSIX timestamp of the latest instant a datetime can hold.
+MAX_TIMESTAMP: Final = (datetime.max.replace(tzinfo=UTC) - _EPOCH_AWARE).total_seconds()
 
 
 def timestamp_of(when: object, prefer_utc: bool) -> float:
@@ -58,6 +61,31 @@ def delay_seconds(delay: object) -> float:
     if not math.isfinite(seconds):
         raise ValueError(f"delay must be finite, got {delay!r}")
     return seconds
+
+
+def past_message(when: datetime, timestamp: float, now: float, prefer_utc: bool) -> str:
+    """Return why *when* (at *timestamp*) is refused as past at wall time *now*.
+
+    Starts with the 1.x text, then says by how much, and, for a naive
+    datetime, how it was read: ``datetime.now()`` west of UTC, read as UTC,
+    is hours in the past.
+    """
+    message = (
+        f"May only be in the future. {when.isoformat()} is "
+        f"{now - timestamp:.3f} s in the past"
+    )
+    if when.tzinfo is None:
+        if prefer_utc:
+            message += (
+                "; it is naive, so it was read as UTC because prefer_utc=True "
+                "(pass an aware datetime, e.g. datetime.now(UTC) + timedelta(...))"
+            )
+        else:
+            message += (
+                "; it is naive, so it was read as local time because "
+                "prefer_utc=False (pass an aware datetime to be exact)"
+            )
+    return message + "."
 
 
 def naive_to_utc(when: datetime, prefer_utc: bool) -> datetime:

@@ -15,7 +15,7 @@ from ._callables import check_async_fn, check_coroutine
 from ._queues import DeadlineHeap
 from ._scheduler import BaseScheduler, ErrorHandler
 from ._task import RUNNING, Task, new_timed_task
-from ._time import delay_seconds, timestamp_of
+from ._time import MAX_TIMESTAMP, delay_seconds, past_message, timestamp_of
 
 __all__ = ["TimedScheduler"]
 
@@ -65,7 +65,9 @@ class TimedScheduler(BaseScheduler):
         on_error: ErrorHandler | None = None,
     ) -> None:
         super().__init__(max_tasks, on_error=on_error)
-        self._prefer_utc = bool(prefer_utc)
+        if not isinstance(prefer_utc, bool):
+            raise TypeError(f"prefer_utc must be True or False, not {prefer_utc!r}")
+        self._prefer_utc = prefer_utc
         self._pending: DeadlineHeap = DeadlineHeap()
         # The last function that passed check_async_fn: jobs usually come
         # in runs of the same function, and the check is the costly part.
@@ -132,8 +134,13 @@ class TimedScheduler(BaseScheduler):
         if async_fn is not self._checked_fn:
             check_async_fn(async_fn)
             self._checked_fn = async_fn
-        seconds = delay_seconds(delay)
-        return self._push(async_fn, args, None, self._clock() + seconds)
+        deadline = self._clock() + delay_seconds(delay)
+        if deadline + self._wall_offset > MAX_TIMESTAMP:
+            raise ValueError(
+                f"delay {delay!r} is too long: the job would be due after "
+                "9999-12-31, the latest time a datetime can hold"
+            )
+        return self._push(async_fn, args, None, deadline)
 
     def _at(
         self,
@@ -152,8 +159,9 @@ class TimedScheduler(BaseScheduler):
             timestamp = (when - _EPOCH_NAIVE).total_seconds()
         else:
             timestamp = timestamp_of(when, False)
-        if timestamp < _wall_clock():
-            raise ValueError("May only be in the future.")
+        now = _wall_clock()
+        if timestamp < now:
+            raise ValueError(past_message(when, timestamp, now, self._prefer_utc))
         return self._push(callback, args, when, timestamp - self._wall_offset)
 
     def _push(

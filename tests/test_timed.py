@@ -13,6 +13,7 @@ there and in exact scheduling order on asyncio (as the SPEC says).
 from __future__ import annotations
 
 import gc
+import heapq
 import inspect
 import math
 import random
@@ -948,7 +949,7 @@ class TestDeadlineHeap:
             for deadline in deadlines
         ]
         for task in tasks:
-            heap.push(task)
+            heapq.heappush(heap._entries, task)
         return heap, tasks
 
     @staticmethod

@@ -124,7 +124,6 @@ class AsyncioEngine(Engine):
         # entered here.
         self._jobs: dict[Task, asyncio.Task[None]] = {}
         self._wakeup: asyncio.Future[None] | None = None
-        self._woken = False
         self._all_ended: asyncio.Future[None] | None = None
         self._serving: asyncio.Task[Any] | None = None
         self._timer_slack = _timer_slack(loop)
@@ -161,10 +160,6 @@ class AsyncioEngine(Engine):
             raise BaseExceptionGroup("a job raised a BaseException", [fatal])
 
     async def sleep_until(self, deadline: float | None) -> None:
-        if self._woken:
-            self._woken = False
-            await asyncio.sleep(0)
-            return
         loop = self._loop
         future = self._wakeup = loop.create_future()
         timer = None
@@ -174,15 +169,14 @@ class AsyncioEngine(Engine):
             await future
         finally:
             self._wakeup = None
-            self._woken = False
             if timer is not None:
                 timer.cancel()
 
     def wake(self) -> None:
         future = self._wakeup
-        if future is None:
-            self._woken = True
-        elif not future.done():
+        # Only ever called while sleep_until sleeps (the scheduler wakes it
+        # only then), so there is a future to resolve.
+        if future is not None and not future.done():
             future.set_result(None)
 
     async def checkpoint(self) -> None:

@@ -7,6 +7,12 @@ a job concurrently or inline, and delivering cancellation to one job. The
 portable engine (``_anyio.py``) does all of it with AnyIO primitives; native
 engines do the same with their loop's own calls where AnyIO's generality
 costs too much. Every engine runs the same test suite.
+
+The contract, both ways: an engine reads nothing of a :class:`Task` but its
+identity and whether it still runs (``_state``), keeps its own per-job
+handles (an asyncio task, a cancel scope), and reports every job's end
+through exactly one of the host's ``_job_finished``, ``_job_failed`` or
+``_job_cancelled``; the core calls only the :class:`Engine` methods.
 """
 
 from __future__ import annotations
@@ -29,18 +35,20 @@ class JobHost(Protocol):
     _serve_scope: Any
 
     def _job_coroutine(self, task: Task) -> Coroutine[Any, Any, Any]:
-        """Mark *task* running and return the coroutine to await."""
+        """Return the coroutine to await for *task* (already marked running)."""
         ...
 
-    def _job_finished(self, task: Task, value: Any) -> None: ...
-
-    def _settle(self, task: Task) -> None:
-        """Account for *task*'s end (its outcome already recorded on it)."""
+    def _job_finished(self, task: Task, value: Any) -> None:
+        """Record that *task*'s job returned *value*."""
         ...
 
-    def _job_failed(self, task: Task, exc: BaseException) -> None: ...
+    def _job_failed(self, task: Task, exc: BaseException) -> None:
+        """Record that *task*'s job raised *exc* (and report it)."""
+        ...
 
-    def _job_cancelled(self, task: Task) -> None: ...
+    def _job_cancelled(self, task: Task) -> None:
+        """Record that *task*'s job was cancelled (or never started)."""
+        ...
 
     def _request_close(self) -> None:
         """Stop serving: refuse jobs, cancel pending and running ones."""

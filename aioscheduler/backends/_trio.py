@@ -32,7 +32,6 @@ class TrioEngine(ScopedJobs):
         self._scopes = {}
         self._nursery_manager = trio.open_nursery()
         self._wakeup: trio.Event | None = None
-        self._woken = False
 
     async def __aenter__(self) -> TrioEngine:
         self._group = await self._nursery_manager.__aenter__()
@@ -49,23 +48,17 @@ class TrioEngine(ScopedJobs):
         return bool(await self._nursery_manager.__aexit__(exc_type, exc, tb))
 
     async def sleep_until(self, deadline: float | None) -> None:
-        if self._woken:
-            self._woken = False
-            await trio.lowlevel.checkpoint()
-            return
         wakeup = self._wakeup = trio.Event()
         try:
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await wakeup.wait()
         finally:
             self._wakeup = None
-            self._woken = False
 
     def wake(self) -> None:
+        # Only ever called while sleep_until sleeps (see AsyncioEngine.wake).
         wakeup = self._wakeup
-        if wakeup is None:
-            self._woken = True
-        else:
+        if wakeup is not None:
             wakeup.set()
 
     async def checkpoint(self) -> None:
