@@ -16,6 +16,7 @@ import inspect
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
