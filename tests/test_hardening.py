@@ -374,7 +374,7 @@ def test_async_on_error_refused() -> None:
 
     for bad in (handler, AsyncCallable()):
         with pytest.raises(TypeError, match="plain function"):
-            TimedScheduler(on_error=bad)  # type: ignore[arg-type]
+            TimedScheduler(on_error=bad)
         with pytest.raises(TypeError, match="plain function"):
             Manager(2, cls=QueuedScheduler, on_error=bad)
 
