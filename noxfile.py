@@ -147,9 +147,11 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmarks (< 15 min): `nox -s bench -- <options>`, e.g. `-- --quick`.
 
+    The suite is ``benchmarks/`` in this tree (not part of the package).
     aioscheduler 1.4.2, a baseline, is installed by the benchmarks themselves
     into the git-ignored `benchmarks/.baselines/`, for a Python 3.10 found on
-    the machine (`python -m benchmarks --help`).
+    the machine (`python -m benchmarks --help`). One workload, live:
+    ``python -m benchmarks.live --help``.
     """
     session.install(".[trio,uvloop]", "aiojobs>=1.2")
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from aioscheduler._bench import WORKLOADS
+from ._workloads import WORKLOADS
 
 AIOSCHEDULER = "aioscheduler"
 PORTABLE = "aioscheduler-anyio"  # asyncio with AIOSCHEDULER_ENGINE=anyio

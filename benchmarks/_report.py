@@ -7,8 +7,6 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from aioscheduler._bench import METRICS, WORKLOADS
-
 from ._plan import (
     AIOSCHEDULER,
     ASYNCIO_FLOOR,
@@ -18,6 +16,7 @@ from ._plan import (
     TRIO_FLOOR,
     TRIO_HEAP,
 )
+from ._workloads import METRICS, WORKLOADS
 
 Summary = dict[str, Any]
 

@@ -33,10 +33,10 @@ def main(argv: list[str]) -> None:
     if impl.startswith("aioscheduler-anyio"):
         os.environ["AIOSCHEDULER_ENGINE"] = "anyio"
     if impl in ("aioscheduler", "aioscheduler-anyio"):
-        from aioscheduler import _bench
+        from benchmarks import _aioscheduler
 
         passes = ("tracemalloc",) if case.get("tracemalloc") else ("time",)
-        result = _bench.run(
+        result = _aioscheduler.run(
             case["workload"],
             case["size"],
             case["backend"],
