@@ -123,10 +123,18 @@ def types(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the docs (warnings as errors), run every example, check the API reference.
 
-    Needs nothing outside Python (the overview diagram is drawn by
-    ``docs/_ext/overview_diagram.py``). Arguments after ``--`` go to pytest,
-    e.g. ``nox -s docs -- -k tutorial``.
+    Needs Graphviz's ``dot`` on PATH for the front page's diagram
+    (``sphinx.ext.graphviz``); ``.ci/run`` installs it in CI. Arguments after
+    ``--`` go to pytest, e.g. ``nox -s docs -- -k tutorial``.
     """
+    if shutil.which("dot") is None:
+        # Checked first, so a missing program fails in one line, not as a
+        # Sphinx warning after the install and half the build.
+        session.error(
+            "Graphviz's `dot` is not on PATH; install Graphviz"
+            " (Debian/Ubuntu: `sudo apt-get install graphviz`, macOS:"
+            " `brew install graphviz`) and run `nox -s docs` again"
+        )
     session.install(".", *_groups("docs"))
     # -E: a fresh environment, so warnings from unchanged pages are not hidden.
     session.run(
