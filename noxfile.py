@@ -2,7 +2,8 @@
 
 ``python3 -m nox`` runs the default sessions (lint, types, tests on every
 supported Python, tests without trio, the docs with every example run);
-``python3 -m nox --list`` shows all.
+``python3 -m nox --list`` shows all. ``tests_anyio_floor`` (the tests on the
+oldest AnyIO allowed) is not a default: it takes about 5 minutes more.
 Python versions and dependency groups come from ``pyproject.toml``.
 """
 
@@ -102,6 +103,31 @@ def tests_no_trio(session: nox.Session) -> None:
         " sys.exit('trio is installed' if importlib.util.find_spec('trio') else 0)",
     )
     session.run("pytest", "tests/test_optional_trio.py", *session.posargs)
+
+
+def _anyio_floor() -> str:
+    """Return the oldest AnyIO that ``pyproject.toml`` allows, e.g. ``"4.11.0"``."""
+    for spec in PYPROJECT["project"]["dependencies"]:
+        requirement = Requirement(spec)
+        if requirement.name == "anyio":
+            floors = [s.version for s in requirement.specifier if s.operator == ">="]
+            if len(floors) == 1:
+                return floors[0]
+    raise ValueError("pyproject.toml must require anyio>=X.Y.Z exactly once")
+
+
+@nox.session(python=OLDEST, default=False)
+def tests_anyio_floor(session: nox.Session) -> None:
+    """Run the test suite on the oldest supported Python with the oldest AnyIO.
+
+    The AnyIO version is the floor in ``pyproject.toml`` (``anyio>=X.Y.Z``),
+    installed exactly, so raising the floor there is all it takes.
+    """
+    floor = _anyio_floor()
+    # AnyIO's pytest plugin before 4.15 imports CallSpec2, which pytest 9.2
+    # deprecates: a warning, so an error under our filterwarnings = error.
+    session.install(".", *_groups("test"), f"anyio=={floor}", "pytest<9.2")
+    session.run("pytest", *session.posargs)
 
 
 @nox.session(python=None)
