@@ -2,7 +2,8 @@
 
 ``python3 -m nox`` runs the default sessions (lint, types, tests on every
 supported Python, tests without trio, the docs with every example run);
-``python3 -m nox --list`` shows all.
+``python3 -m nox --list`` shows all. ``tests_anyio_floor`` (the tests on the
+oldest AnyIO allowed) is not a default: it takes about 5 minutes more.
 Python versions and dependency groups come from ``pyproject.toml``.
 """
 
@@ -104,6 +105,31 @@ def tests_no_trio(session: nox.Session) -> None:
     session.run("pytest", "tests/test_optional_trio.py", *session.posargs)
 
 
+def _anyio_floor() -> str:
+    """Return the oldest AnyIO that ``pyproject.toml`` allows, e.g. ``"4.11.0"``."""
+    for spec in PYPROJECT["project"]["dependencies"]:
+        requirement = Requirement(spec)
+        if requirement.name == "anyio":
+            floors = [s.version for s in requirement.specifier if s.operator == ">="]
+            if len(floors) == 1:
+                return floors[0]
+    raise ValueError("pyproject.toml must require anyio>=X.Y.Z exactly once")
+
+
+@nox.session(python=OLDEST, default=False)
+def tests_anyio_floor(session: nox.Session) -> None:
+    """Run the test suite on the oldest supported Python with the oldest AnyIO.
+
+    The AnyIO version is the floor in ``pyproject.toml`` (``anyio>=X.Y.Z``),
+    installed exactly, so raising the floor there is all it takes.
+    """
+    floor = _anyio_floor()
+    # AnyIO's pytest plugin before 4.15 imports CallSpec2, which pytest 9.2
+    # deprecates: a warning, so an error under our filterwarnings = error.
+    session.install(".", *_groups("test"), f"anyio=={floor}", "pytest<9.2")
+    session.run("pytest", *session.posargs)
+
+
 @nox.session(python=None)
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff (run `ruff format .` to fix)."""
@@ -123,10 +149,18 @@ def types(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the docs (warnings as errors), run every example, check the API reference.
 
-    Needs nothing outside Python (the overview diagram is drawn by
-    ``docs/_ext/overview_diagram.py``). Arguments after ``--`` go to pytest,
-    e.g. ``nox -s docs -- -k tutorial``.
+    Needs Graphviz's ``dot`` on PATH for the front page's diagram
+    (``sphinx.ext.graphviz``); ``.ci/run`` installs it in CI. Arguments after
+    ``--`` go to pytest, e.g. ``nox -s docs -- -k tutorial``.
     """
+    if shutil.which("dot") is None:
+        # Checked first, so a missing program fails in one line, not as a
+        # Sphinx warning after the install and half the build.
+        session.error(
+            "Graphviz's `dot` is not on PATH; install Graphviz"
+            " (Debian/Ubuntu: `sudo apt-get install graphviz`, macOS:"
+            " `brew install graphviz`) and run `nox -s docs` again"
+        )
     session.install(".", *_groups("docs"))
     # -E: a fresh environment, so warnings from unchanged pages are not hidden.
     session.run(
@@ -147,9 +181,11 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmarks (< 15 min): `nox -s bench -- <options>`, e.g. `-- --quick`.
 
+    The suite is ``benchmarks/`` in this tree (not part of the package).
     aioscheduler 1.4.2, a baseline, is installed by the benchmarks themselves
     into the git-ignored `benchmarks/.baselines/`, for a Python 3.10 found on
-    the machine (`python -m benchmarks --help`).
+    the machine (`python -m benchmarks --help`). One workload, live:
+    ``python -m benchmarks.live --help``.
     """
     session.install(".[trio,uvloop]", "aiojobs>=1.2")
     session.run("python", "-m", "benchmarks", *session.posargs)

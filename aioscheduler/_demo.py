@@ -75,8 +75,7 @@ def main(argv: list[str]) -> int:
     """Parse *argv* and run the demo; return the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m aioscheduler",
-        description="Show aioscheduler's timed, queued and managed jobs. "
-        "Use 'python -m aioscheduler bench --help' for the quick benchmark.",
+        description="Show aioscheduler's timed, queued and managed jobs.",
     )
     parser.add_argument(
         "--backend",
@@ -86,7 +85,11 @@ def main(argv: list[str]) -> int:
     )
     options = parser.parse_args(argv)
     if options.backend == "trio" and importlib.util.find_spec("trio") is None:
-        parser.error("Trio is not installed: pip install 'aioscheduler[trio]'")
+        # Until 2.0 is on PyPI, the extra comes from the source checkout.
+        parser.error(
+            "Trio is not installed: python3 -m pip install '.[trio]'"
+            " (from an aioscheduler checkout)"
+        )
     print(f"aioscheduler demo on {options.backend}\n")
     anyio.run(_demo, backend=options.backend)
     return 0

@@ -1,8 +1,7 @@
-"""The benchmark suite of issue 3: workloads W1-W7 against the loops' floors.
+"""The benchmark suite: workloads W1-W7 against the loops' floors and baselines.
 
-Run it with ``nox -s bench`` or ``python -m benchmarks`` (``--help``). The
-measuring code of aioscheduler's own runs lives in ``aioscheduler/_bench.py``
-(so that ``python -m aioscheduler bench`` works from an installed package);
-this package adds the baselines, runs every case in fresh subprocesses and
-writes the results.
+Run it with ``nox -s bench`` or ``python -m benchmarks`` (``--help``), from
+the source tree: none of it is installed with aioscheduler. Every case runs
+in fresh subprocesses; ``python -m benchmarks.live`` runs one workload on
+aioscheduler in this process, with a live progress line.
 """

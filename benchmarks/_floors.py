@@ -1,8 +1,8 @@
 """The baselines a user would otherwise write: the loops' own floors, aiojobs.
 
 Each ``run_*`` function runs one workload once and returns its figures in
-the same keys as :func:`aioscheduler._bench.run`; the jobs are the same
-:class:`~aioscheduler._bench.Tally` jobs.
+the same keys as :func:`benchmarks._aioscheduler.run`; the jobs are the same
+:class:`~benchmarks._tally.Tally` jobs.
 
 - ``asyncio-floor``: ``loop.call_at(deadline, spawn, i)`` per job, where
   ``spawn`` is ``loop.create_task(job(i))`` (W1-W4); an ``asyncio.Queue``
@@ -29,12 +29,11 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aioscheduler._bench import (
-    POOL_SIZE,
+from ._common import (
+    MASK,
     SPREAD_S,
     W4_RUN_LIMIT,
     Result,
-    Tally,
     burst_lead,
     cancel_victims,
     far_offsets,
@@ -46,9 +45,9 @@ from aioscheduler._bench import (
     verify_runs,
     w1_low_seconds,
 )
+from ._tally import Tally
 
 Measured = Callable[[Result], None]
-MASK = POOL_SIZE - 1
 #: seconds of set-up per job of the trio floor (start_soon, then the first
 #: step into sleep_until), so that its jobs are all asleep before they are due
 TRIO_SETUP = 40e-6
@@ -95,7 +94,7 @@ async def _asyncio_floor(
 ) -> Result:
     loop = asyncio.get_running_loop()
     clock = loop.time  # deadlines are in the loop's time
-    mono = time.monotonic  # jobs read this: see aioscheduler._bench.job_clock
+    mono = time.monotonic  # jobs read this: see benchmarks._loops.job_clock
     done = asyncio.Event()
     call_at = loop.call_at
     create_task = loop.create_task

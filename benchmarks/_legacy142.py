@@ -1,13 +1,14 @@
 """The workloads on aioscheduler 1.4.2, the 1.x line, as a stand-alone script.
 
-    PYTHONPATH=benchmarks/.baselines/aioscheduler-1.4.2 \\
+    PYTHONPATH=benchmarks/.baselines/aioscheduler-1.4.2:. \\
         python3.10 benchmarks/_legacy142.py '{"workload": "W2", "size": 10000}'
 
 1.4.2 runs on asyncio only, and its TimedScheduler only on Python <= 3.10
 (it passes bare coroutines to ``asyncio.wait``), so this runs under Python
-3.10 and imports neither aioscheduler 2 nor the ``benchmarks`` package: the
-few helpers it needs are copied from ``aioscheduler/_bench.py`` (keep the
-set-up sizes in step). 1.4.2 has only the coroutine form and naive UTC
+3.10 with 1.4.2 ahead of the source tree on the path. It imports only the
+standard-library modules of ``benchmarks`` (set-up sizes, measurements, the
+job bodies, the result line), so the baseline runs exactly the same jobs as
+every other implementation. 1.4.2 has only the coroutine form and naive UTC
 datetimes (it compares with ``datetime.utcnow()``), so lateness is measured
 on the wall clock against the datetime's timestamp.
 
@@ -20,9 +21,7 @@ import asyncio
 import gc
 import json
 import math
-import os
 import random
-import resource
 import sys
 import time
 import tracemalloc
@@ -30,66 +29,33 @@ import warnings
 from datetime import datetime, timedelta
 
 import aioscheduler
+from benchmarks._common import (
+    MASK,
+    SPREAD_S,
+    WINDOW_LEAD_S,
+    WINDOW_S,
+    cancel_victims,
+    far_offsets,
+    lateness_stats,
+    order_kept,
+    peak_rss_bytes,
+    rss_bytes,
+    w1_low_seconds,
+    window_size,
+)
+from benchmarks._tally import Tally
+from benchmarks._worker import report
 
-# -- copied from aioscheduler/_bench.py ------------------------------------------
-POOL_SIZE = 1 << 16
-MASK = POOL_SIZE - 1
-SPREAD_S = 5.0
-WINDOW_MAX = 50_000
-WINDOW_S = 2.0
 #: 1.4.2's cancel is O(n) (a scan and a heapify); W4 stops cancelling after
 #: this many seconds and reports the cost of the cancels done so far.
 CANCEL_BUDGET_S = 3.0
 #: 1.4.2 schedules at ~5-15 µs a job, so its leads allow 30 µs.
 PER_JOB = 30e-6
 EPOCH = datetime(1970, 1, 1)
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def w1_low_seconds(n):
-    return 10.0 + n * 10e-6
-
-
-def rss_bytes():
-    with open("/proc/self/statm", "rb") as statm:
-        return int(statm.read().split()[1]) * PAGE
-
-
-def peak_rss_bytes():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def lateness_stats(late):
-    ran = sorted(x for x in late if x == x)
-    result = {"never_run": len(late) - len(ran), "early": sum(1 for x in ran if x < 0)}
-    if ran:
-
-        def pct(q):
-            return ran[min(len(ran) - 1, max(0, math.ceil(q * len(ran)) - 1))] * 1e3
-
-        result.update(p50_ms=pct(0.5), p99_ms=pct(0.99), max_ms=ran[-1] * 1e3)
-        result["min_ms"] = ran[0] * 1e3
-    return result
-
-
-def report(result):
-    sys.stdout.write("@@RESULT " + json.dumps(result) + "\n")
-    sys.stdout.flush()
-    os._exit(0)
 
 
 def stamp(when):
     return (when - EPOCH).total_seconds()
-
-
-class Tally:
-    def __init__(self, target, done):
-        self.target = target
-        self.done = done
-        self.count = 0
-        self.started = 0
-        self.first = math.nan
-        self.last = math.nan
 
 
 async def wait(event, limit):
@@ -102,8 +68,8 @@ async def wait(event, limit):
 
 def far_pool(rng, n, extra=0.0):
     now = datetime.utcnow()
-    low = w1_low_seconds(n) + extra
-    return [now + timedelta(seconds=rng.uniform(low, 3600)) for _ in range(POOL_SIZE)]
+    offsets = far_offsets(rng, w1_low_seconds(n) + extra)
+    return [now + timedelta(seconds=s) for s in offsets]
 
 
 # -- the workloads -----------------------------------------------------------------
@@ -138,17 +104,9 @@ async def w1(n, tracing, seed):
 
 async def w2(n, seed):
     done = asyncio.Event()
-    tally = Tally(n, done.set)
-    clock = time.time
-
-    async def job(i):
-        count = tally.count = tally.count + 1
-        if count == 1:
-            tally.first = clock()
-        if count == n:
-            tally.last = clock()
-            done.set()
-
+    tally = Tally(n, time.time, done.set)
+    clock = tally.clock
+    job = tally.burst_job()
     lead = 0.25 + n * PER_JOB
     scheduler = aioscheduler.TimedScheduler()
     scheduler.start()
@@ -170,17 +128,11 @@ async def w2(n, seed):
 
 async def w3(n, seed):
     done = asyncio.Event()
-    tally = Tally(n, done.set)
-    clock = time.time
     late = [math.nan] * n
     due = [0.0] * n
-
-    async def job(i):
-        late[i] = clock() - due[i]
-        tally.count += 1
-        if tally.count == n:
-            done.set()
-
+    tally = Tally(n, time.time, done.set)
+    clock = tally.clock
+    job = tally.steady_job(late, due)
     lead = 0.5 + n * PER_JOB
     scheduler = aioscheduler.TimedScheduler()
     scheduler.start()
@@ -202,7 +154,7 @@ async def w4(n, seed):
         pass
 
     pool = far_pool(random.Random(seed), n)
-    victims = random.Random(seed + 4).sample(range(n), n // 10)
+    victims = cancel_victims(n, seed)
     scheduler = aioscheduler.TimedScheduler()
     scheduler.start()
     tasks = [scheduler.schedule(never(i), pool[i & MASK]) for i in range(n)]
@@ -230,17 +182,10 @@ async def w4(n, seed):
 
 async def w5(n, variant, seed):
     done = asyncio.Event()
-    tally = Tally(n, done.set)
-    clock = time.monotonic
     order = []
-
-    async def job(i):
-        order.append(i)
-        tally.count += 1
-        if tally.count == n:
-            tally.last = clock()
-            done.set()
-
+    tally = Tally(n, time.monotonic, done.set)
+    clock = tally.clock
+    job = tally.ordered_job(order)
     if variant == "serial":
         queue = aioscheduler.QueuedScheduler()
         queues = [queue]
@@ -251,44 +196,33 @@ async def w5(n, variant, seed):
     begin = clock()
     for i in range(n):
         queue.schedule(job(i))
-    slot_of = {}
+    # 1.4.2's tasks do not say which queue took them: read job i's argument
+    # back from the coroutine each queue holds.
+    slots = [-1] * n
     for slot, scheduler in enumerate(queues):
         for task in scheduler._tasks._queue:
-            slot_of[task.callback.cr_frame.f_locals["i"]] = slot
+            slots[task.callback.cr_frame.f_locals["i"]] = slot
     finished = await wait(done, 120)
-    last = {}
-    order_ok = True
-    for i in order:
-        slot = slot_of.get(i, -1)
-        if last.get(slot, -1) > i:
-            order_ok = False
-        last[slot] = i
     return {
         "jobs_per_s": n / (tally.last - begin) if finished else 0.0,
-        "order_ok": order_ok,
+        "order_ok": order_kept(order, slots),
         "never_run": n - tally.count,
     }
 
 
 async def w6(n, seed):
-    window = min(WINDOW_MAX, max(1, n // 20))
+    window = window_size(n)
     far = n - window
     done = asyncio.Event()
-    tally = Tally(window, done.set)
-    clock = time.time
     late = [math.nan] * window
     due = [0.0] * window
+    tally = Tally(window, time.time, done.set)
+    window_job = tally.steady_job(late, due)
     far_ran = 0
 
     async def far_job(i):
         nonlocal far_ran
         far_ran += 1
-
-    async def window_job(k):
-        late[k] = clock() - due[k]
-        tally.count += 1
-        if tally.count == window:
-            done.set()
 
     pool = far_pool(random.Random(seed), n, extra=120 + n * PER_JOB)
     steps = [timedelta(seconds=WINDOW_S * k / window) for k in range(window)]
@@ -300,13 +234,13 @@ async def w6(n, seed):
     begin = time.perf_counter()
     for i in range(far):
         schedule(far_job(i), pool[i & MASK])
-    base = datetime.utcnow() + timedelta(seconds=1.0)
+    base = datetime.utcnow() + timedelta(seconds=WINDOW_LEAD_S)
     for k, step in enumerate(steps):
         due[k] = stamp(base + step)
         schedule(window_job(k), base + step)
     schedule_s = time.perf_counter() - begin
     rss_after = rss_bytes()
-    await wait(done, 1.0 + WINDOW_S + 60)
+    await wait(done, WINDOW_LEAD_S + WINDOW_S + 60)
     result = lateness_stats(late)
     result.update(
         schedule_s=schedule_s,
@@ -324,19 +258,9 @@ async def w7(n, seed):
     done = asyncio.Event()
     all_started = asyncio.Event()
     gate = asyncio.Event()
-    tally = Tally(n, done.set)
-    clock = time.monotonic
-
-    async def job(i):
-        tally.started += 1
-        if tally.started == n:
-            all_started.set()
-        await gate.wait()
-        tally.count += 1
-        if tally.count == n:
-            tally.last = clock()
-            done.set()
-
+    tally = Tally(n, time.monotonic, done.set)
+    clock = tally.clock
+    job = tally.gated_job(gate.wait, all_started.set)
     scheduler = aioscheduler.TimedScheduler()
     scheduler.start()
     when = datetime.utcnow() + timedelta(seconds=0.25 + n * PER_JOB)

@@ -1,4 +1,4 @@
-"""Which runs make up a benchmark: the full plan (issue 3's sizes) and --quick.
+"""Which runs make up a benchmark: the full plan and --quick.
 
 A :class:`Case` is one workload at one size on one implementation and
 backend; each of its repetitions runs in a fresh process.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from aioscheduler._bench import WORKLOADS
+from ._workloads import WORKLOADS
 
 AIOSCHEDULER = "aioscheduler"
 PORTABLE = "aioscheduler-anyio"  # asyncio with AIOSCHEDULER_ENGINE=anyio

@@ -1,13 +1,12 @@
-"""Aggregate the runs (median, min-max), check issue 3's targets, write markdown."""
+"""Aggregate the runs (median, min-max), check the targets, write markdown."""
 
 from __future__ import annotations
 
 import os
+import re
 import statistics
 from collections.abc import Iterable
 from typing import Any
-
-from aioscheduler._bench import METRICS, WORKLOADS
 
 from ._plan import (
     AIOSCHEDULER,
@@ -18,6 +17,7 @@ from ._plan import (
     TRIO_FLOOR,
     TRIO_HEAP,
 )
+from ._workloads import METRICS, WORKLOADS
 
 Summary = dict[str, Any]
 
@@ -168,7 +168,7 @@ Target = dict[str, Any]
 
 
 def check_targets(summaries: list[Summary], backends: Iterable[str]) -> list[Target]:
-    """Evaluate issue 3's targets on aioscheduler 2's medians."""
+    """Evaluate the targets on aioscheduler 2's medians."""
     rows: list[Target] = []
 
     def row(
@@ -499,6 +499,16 @@ def _sort_key(s: Summary) -> tuple[Any, ...]:
     )
 
 
+# "(/path/to/python)" or "(C:\\...)": results from older runs (and error
+# notes) may name paths on the measuring machine, which the page must not.
+_PATH_IN_PARENS = re.compile(r"\s*\((?:/|[A-Za-z]:\\)[^)]*\)")
+
+
+def _public(text: str) -> str:
+    """*text* without the parenthesised file-system paths in it."""
+    return _PATH_IN_PARENS.sub("", text)
+
+
 def markdown(
     meta: dict[str, Any], summaries: list[Summary], targets: list[Target]
 ) -> str:
@@ -507,16 +517,17 @@ def markdown(
     add = out.append
     add("# Benchmark results")
     add("")
+    mode = meta["mode"].split(" (")[0]  # older results said "full (issue 3)"
     add(
         f"Measured {meta['date']} on {meta['machine']} with "
-        f"`{meta['command']}` ({meta['mode']} sizes, up to {meta['reps']} runs "
+        f"`{meta['command']}` ({mode} sizes, up to {meta['reps']} runs "
         f"per figure, ¹ marking one run; {meta['wall_minutes']:.1f} min in all)."
     )
     add("")
     add("| | |")
     add("| --- | --- |")
     for key, value in meta["versions"].items():
-        add(f"| {key} | {value} |")
+        add(f"| {key} | {_public(value)} |")
     add(f"| git | {meta['git']} |")
     add(f"| load average at start / end | {meta['load_start']} / {meta['load_end']} |")
     add("")
@@ -546,7 +557,7 @@ def markdown(
             targets,
             key=lambda t: (order[t["workload"]], _BACKEND_ORDER.index(t["backend"])),
         )
-        add("## Targets (issue 3)")
+        add("## Targets")
         add("")
         add("| workload | target | backend | measured | met |")
         add("| --- | --- | --- | --- | --- |")
@@ -631,7 +642,7 @@ def markdown(
     for line in REDUCTIONS:
         add(f"- {line}")
     for line in meta.get("notes", []):
-        add(f"- {line}")
+        add(f"- {_public(line)}")
     add("")
     return "\n".join(out)
 
@@ -659,7 +670,7 @@ _METHOD = [
     "(≥ 2 min), then 50,000 jobs due 5 s later (room for a full garbage "
     "collection while they are scheduled), spread over 2 s; peak RSS "
     "from `getrusage`",
-    "**Flat**: the issue asks W4 and W7 to be flat in N without a number; "
+    "**Flat**: W4 and W7 should be flat in N, with no number given; "
     f"the targets table calls W4 flat when 1M costs at most 1.5{X} of 100k "
     "(cache misses grow with the heap, for the floors too) and W7 when 8k "
     f"costs at most 1.25{X} of 2k",

@@ -1,6 +1,6 @@
 """``python -m benchmarks``: run the suite, write JSON and the markdown table.
 
-    python -m benchmarks              # issue 3's sizes (what `nox -s bench` runs)
+    python -m benchmarks              # the full sizes (what `nox -s bench` runs)
     python -m benchmarks --quick      # small sizes, one run each, for development
     python -m benchmarks --only W2,W5 --backends asyncio --reps 5
     python -m benchmarks --list       # show the plan and stop
@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import _plan, _report
+from . import _plan, _report, _workloads
+from ._worker import MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "benchmarks"
@@ -38,7 +39,6 @@ RESULTS = BENCH_DIR / "results"
 DOCS_PAGE = ROOT / "docs" / "performance" / "results.md"
 LEGACY_VERSION = "1.4.2"
 LEGACY_DIR = BENCH_DIR / ".baselines" / f"aioscheduler-{LEGACY_VERSION}"
-MARKER = "@@RESULT "
 
 
 # -- aioscheduler 1.4.2 on Python 3.10 -------------------------------------------------
@@ -108,8 +108,11 @@ def run_one(
     env.pop("AIOSCHEDULER_ENGINE", None)
     if case.impl == _plan.LEGACY:
         assert python310 is not None
+        # Run as a script, not with -m: -m would put the source tree (and its
+        # aioscheduler 2) first on the path; 1.4.2 must come before it, and the
+        # tree only serves the script's imports of `benchmarks`.
         command = [python310, str(BENCH_DIR / "_legacy142.py"), json.dumps(spec)]
-        env["PYTHONPATH"] = str(LEGACY_DIR)
+        env["PYTHONPATH"] = os.pathsep.join((str(LEGACY_DIR), str(ROOT)))
     else:
         command = [sys.executable, "-m", "benchmarks._worker", json.dumps(spec)]
         env["PYTHONPATH"] = os.pathsep.join(
@@ -158,9 +161,9 @@ def _last_error(output: str) -> str:
 
 
 def _versions(python310: str | None, legacy_ok: bool) -> dict[str, str]:
-    versions = {
-        "Python": f"{platform.python_version()} ({sys.executable})",
-    }
+    # Versions only: the page is published, and where the interpreter lives
+    # on the measuring machine tells a reader nothing.
+    versions = {"Python": platform.python_version()}
     for name in ("aioscheduler", "anyio", "trio", "uvloop", "aiojobs"):
         try:
             versions[name] = importlib.metadata.version(name)
@@ -296,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     if python310 is None and not options.list:
         impls = tuple(i for i in impls if i != _plan.LEGACY)
 
-    workloads = _split(options.only) if options.only else tuple(_report.WORKLOADS)
+    workloads = _split(options.only) if options.only else tuple(_workloads.WORKLOADS)
     reps = options.reps or (1 if options.quick else 3)
     cases = _plan.build(
         quick=options.quick,
@@ -382,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": _command(args),
-        "mode": "quick" if options.quick else "full (issue 3)",
+        "mode": "quick" if options.quick else "full",
         "reps": reps,
         "machine": _machine(),
         "versions": _versions(python310, python310 is not None),

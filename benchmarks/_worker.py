@@ -35,10 +35,10 @@ def main(argv: list[str]) -> None:
 
         aioscheduler.backends._PORTABLE = True
     if impl in ("aioscheduler", "aioscheduler-anyio"):
-        from aioscheduler import _bench
+        from benchmarks import _aioscheduler
 
         passes = ("tracemalloc",) if case.get("tracemalloc") else ("time",)
-        result = _bench.run(
+        result = _aioscheduler.run(
             case["workload"],
             case["size"],
             case["backend"],

@@ -2,8 +2,8 @@
 
 Build: ``nox -s docs`` (HTML with warnings as errors, then the examples and
 the API coverage check), or ``sphinx-build -W --keep-going -b html docs
-docs/_build/html``. Needs no program outside Python: the overview diagram is
-drawn by ``_ext/overview_diagram.py``.
+docs/_build/html``. Needs Graphviz's ``dot`` on PATH (Debian/Ubuntu: ``apt-get
+install graphviz``) for the front page's diagram.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ version = ".".join(release.split(".")[:2])
 
 extensions = [
     "sphinx.ext.autodoc",
+    "sphinx.ext.graphviz",
     "sphinxcontrib_trio",
     "myst_parser",
     "aioscheduler_docs",
@@ -58,6 +59,9 @@ autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
 autodoc_inherit_docstrings = True
 autoclass_content = "class"
+
+# Diagrams as SVG: sharp at any zoom, and their text stays text.
+graphviz_output_format = "svg"
 
 html_theme = "furo"
 html_title = f"aioscheduler {release}"

@@ -15,11 +15,6 @@
     directive's own content. The performance page uses it for the benchmark
     table that ``benchmarks/`` writes.
 
-``.. overview-diagram::``
-    The front page's "How it works" diagram, an inline SVG that
-    ``overview_diagram.py`` draws in pure Python (no Graphviz needed); its
-    ``:alt:`` option describes it for screen readers.
-
 Public classes have ``__module__ = "aioscheduler"`` (the package rewrites it,
 so reprs and docs show ``aioscheduler.Task``); autodoc then looks for
 attribute docstrings (``Task.callback``, ``Manager.schedulers``) in
@@ -41,9 +36,7 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-import overview_diagram
 from docutils import nodes
-from docutils.parsers.rst import directives
 from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
 from sphinx.directives.code import CodeBlock
@@ -124,22 +117,6 @@ class IncludeIfExists(SphinxDirective):
         container = nodes.container()
         self.state.nested_parse(self.content, self.content_offset, container)
         return container.children
-
-
-class OverviewDiagram(SphinxDirective):
-    """The overview diagram, drawn by ``overview_diagram.py`` as inline SVG."""
-
-    option_spec: ClassVar[dict[str, Any]] = {"alt": directives.unchanged_required}
-
-    def run(self) -> list[nodes.Node]:
-        alt = " ".join(self.options.get("alt", "").split())
-        if not alt:
-            raise self.error("overview-diagram needs an :alt: text")
-        # Rebuild the page when the drawing code changes.
-        self.env.note_dependency(overview_diagram.__file__)
-        container = nodes.container(classes=["diagram"])
-        container += nodes.raw("", overview_diagram.render(alt), format="html")
-        return [container]
 
 
 # -- external references, resolved without inventories ----------------------
@@ -290,6 +267,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("runnable", Runnable)
     app.add_directive("output", Output)
     app.add_directive("include-if-exists", IncludeIfExists)
-    app.add_directive("overview-diagram", OverviewDiagram)
     app.connect("missing-reference", _missing_reference)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
