@@ -16,7 +16,7 @@ from typing import Any
 from ._workloads import WORKLOADS
 
 AIOSCHEDULER = "aioscheduler"
-PORTABLE = "aioscheduler-anyio"  # asyncio with AIOSCHEDULER_ENGINE=anyio
+PORTABLE = "aioscheduler-anyio"  # asyncio on the portable engine (backends._PORTABLE)
 LEGACY = "aioscheduler-1.4.2"
 ASYNCIO_FLOOR = "asyncio-floor"
 TRIO_FLOOR = "trio-floor"

@@ -105,7 +105,6 @@ def run_one(
     """Run repetition *rep* of *case* in a fresh process; return its record."""
     spec = case.spec(rep)
     env = dict(os.environ)
-    env.pop("AIOSCHEDULER_ENGINE", None)
     if case.impl == _plan.LEGACY:
         assert python310 is not None
         # Run as a script, not with -m: -m would put the source tree (and its

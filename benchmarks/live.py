@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
         choices=["native", "anyio"],
         default=None,
         help="asyncio engine: native (default) or the portable AnyIO one "
-        "(the same as AIOSCHEDULER_ENGINE=anyio)",
+        "(set through the library's private test hook)",
     )
     parser.add_argument("--repeat", "-r", type=int, default=1, help="runs (default 1)")
     parser.add_argument("--seed", type=int, default=0)
@@ -89,9 +89,11 @@ def main(argv: list[str]) -> int:
         parser.error(f"{spec.id} has variants {', '.join(spec.variants)}")
     if size < 10 or options.repeat < 1:
         parser.error("--size must be at least 10 and --repeat at least 1")
-    if options.engine is not None:
-        os.environ["AIOSCHEDULER_ENGINE"] = "anyio" if options.engine == "anyio" else ""
-    engine = "anyio" if os.environ.get("AIOSCHEDULER_ENGINE") == "anyio" else "native"
+    engine = options.engine or "native"
+    if engine == "anyio":
+        import aioscheduler.backends
+
+        aioscheduler.backends._PORTABLE = True  # the library's private test hook
     if options.backend == "trio":
         try:
             import trio  # noqa: F401
