@@ -10,7 +10,6 @@ scheduler. ``python -m benchmarks`` runs the whole suite, with baselines.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 from collections.abc import Sequence
