@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from ._exceptions import TaskLimitReached
+from ._exceptions import SchedulerClosed, TaskLimitReached
 from ._lifecycle import Hosted
 from ._queued import LifoQueuedScheduler, QueuedScheduler
 from ._scheduler import BaseScheduler
@@ -95,6 +95,14 @@ class Manager(Hosted, Generic[SchedulerT]):
         if schedulers < 1:
             raise ValueError(f"schedulers must be at least 1, got {schedulers}")
         if max_tasks is not None:
+            if isinstance(max_tasks, type):
+                # Manager(4, QueuedScheduler): the 1.x signature puts max_tasks
+                # second, so a class there is a misplaced cls.
+                raise TypeError(
+                    f"max_tasks must be an int or None, not the class "
+                    f"{max_tasks.__name__}; pass the scheduler class by keyword: "
+                    f"Manager({schedulers}, cls={max_tasks.__name__})"
+                )
             if not isinstance(max_tasks, int) or isinstance(max_tasks, bool):
                 raise TypeError(
                     f"max_tasks must be an int or None, not {type(max_tasks).__name__}"
@@ -107,6 +115,15 @@ class Manager(Hosted, Generic[SchedulerT]):
                 f"or a subclass, not {cls!r}"
             )
         self._max_tasks = max_tasks
+        # One attribute test on the routing path: true when the limit or a
+        # close needs looking at (see _check_admit).
+        self._guarded = max_tasks is not None
+        self._closed = False
+        # Why the Manager closed, when not by its own aclose()/exit: which
+        # scheduler stopped, and the job failure that stopped it, if any.
+        self._closed_reason: str | None = None
+        self._closed_cause: BaseException | None = None
+        self._timed = issubclass(cls, TimedScheduler)
         self._loads: list[int] = [0] * schedulers
         self.schedulers: tuple[SchedulerT, ...] = tuple(
             cls(*args, **kwargs) for _ in range(schedulers)
@@ -122,11 +139,16 @@ class Manager(Hosted, Generic[SchedulerT]):
 
     def _least_loaded(self) -> Any:
         loads = self._loads
-        if self._max_tasks is not None:
-            self._check_total()
+        if self._guarded:
+            self._check_admit()
         return self.schedulers[loads.index(min(loads))]
 
-    def _check_total(self) -> None:
+    def _check_admit(self) -> None:
+        if self._closed:
+            message = self._closed_reason or (
+                "Manager is closed; create a new Manager to schedule more jobs"
+            )
+            raise SchedulerClosed(message) from self._closed_cause
         max_tasks = self._max_tasks
         if max_tasks is not None and sum(self._loads) >= max_tasks:
             raise TaskLimitReached(
@@ -140,6 +162,13 @@ class Manager(Hosted, Generic[SchedulerT]):
         for timed schedulers, ``(coro)`` for queued ones.
         """
         try:
+            expected = 1 if self._timed else 0
+            if len(args) != expected:
+                form = "(coro, when)" if self._timed else "(coro)"
+                raise TypeError(
+                    f"schedule() on a Manager of {self._kind_name()} takes "
+                    f"{form}, got {1 + len(args)} arguments"
+                )
             scheduler = self._least_loaded()
         except BaseException:
             if hasattr(coro, "close"):
@@ -147,6 +176,14 @@ class Manager(Hosted, Generic[SchedulerT]):
             raise
         task: Task = scheduler.schedule(coro, *args)
         return task
+
+    def _kind_name(self) -> str:
+        return type(self.schedulers[0]).__name__
+
+    def _wrong_kind(self, method: str, kind: str) -> TypeError:
+        return TypeError(
+            f"{method} needs a Manager of {kind}; this one manages {self._kind_name()}"
+        )
 
     def start_at(
         self,
@@ -156,11 +193,16 @@ class Manager(Hosted, Generic[SchedulerT]):
         *args: *PosArgsT,
     ) -> Task:
         """Run ``async_fn(*args)`` at *when* on the least loaded scheduler (timed)."""
-        if self._max_tasks is not None:
-            self._check_total()
+        if self._guarded:
+            self._check_admit()
         loads = self._loads
         scheduler: Any = self.schedulers[loads.index(min(loads))]
-        task: Task = scheduler.start_at(when, async_fn, *args)
+        try:
+            # The attribute is looked up anyway: a try costs nothing more.
+            start_at = scheduler.start_at
+        except AttributeError:
+            raise self._wrong_kind("start_at", "TimedScheduler") from None
+        task: Task = start_at(when, async_fn, *args)
         return task
 
     def start_after(
@@ -171,7 +213,11 @@ class Manager(Hosted, Generic[SchedulerT]):
         *args: *PosArgsT,
     ) -> Task:
         """Run ``async_fn(*args)`` after *delay* on the least loaded (timed)."""
-        task: Task = self._least_loaded().start_after(delay, async_fn, *args)
+        try:
+            start_after = self._least_loaded().start_after
+        except AttributeError:
+            raise self._wrong_kind("start_after", "TimedScheduler") from None
+        task: Task = start_after(delay, async_fn, *args)
         return task
 
     def start_soon(
@@ -181,7 +227,11 @@ class Manager(Hosted, Generic[SchedulerT]):
         *args: *PosArgsT,
     ) -> Task:
         """Enqueue ``async_fn(*args)`` on the least loaded scheduler (queued)."""
-        task: Task = self._least_loaded().start_soon(async_fn, *args)
+        try:
+            start_soon = self._least_loaded().start_soon
+        except AttributeError:
+            raise self._wrong_kind("start_soon", "QueuedScheduler") from None
+        task: Task = start_soon(async_fn, *args)
         return task
 
     def cancel(self, task: Task) -> bool:
@@ -203,6 +253,8 @@ class Manager(Hosted, Generic[SchedulerT]):
 
         .. versionadded:: 2.0
         """
+        if self._closed:
+            return False
         return any(scheduler.is_started for scheduler in self.schedulers)
 
     def _claim(self) -> None:
@@ -214,8 +266,7 @@ class Manager(Hosted, Generic[SchedulerT]):
         self._claimed = True
 
     def _unclaim(self) -> None:
-        for scheduler in self.schedulers:
-            scheduler._request_close()
+        self._request_close()
 
     def start(self) -> None:
         """Start every scheduler in the background on the running asyncio loop (1.x).
@@ -251,6 +302,39 @@ class Manager(Hosted, Generic[SchedulerT]):
             await scheduler._start_in(group)
 
     def _request_close(self) -> None:
+        self._mark_closed()
+        for scheduler in self.schedulers:
+            scheduler._request_close()
+
+    def _mark_closed(self) -> None:
+        self._closed = True
+        self._guarded = True
+
+    def _child_closed(self, child: BaseScheduler) -> None:
+        """A scheduler of ours was marked closed: close the others, say why.
+
+        Structured concurrency: one part failing stops the whole, loudly.
+        Otherwise the stopped scheduler, with load 0, would get every later
+        job and refuse it while the others still serve.
+        """
+        if self._closed:
+            return  # our own close, or already handled
+        self._mark_closed()
+        failure = child._failure
+        what = (
+            f"scheduler {child._slot} ({type(child).__name__}) of this Manager stopped"
+        )
+        if failure is not None:
+            why = f"a job failed with {failure!r} and on_error='raise'"
+        elif child._closing:
+            why = "it was closed"
+        else:
+            why = "its serving task ended (cancelled)"
+        self._closed_reason = (
+            f"Manager is closed: {what}: {why}; so all of its schedulers "
+            "were closed. Create a new Manager to schedule more jobs"
+        )
+        self._closed_cause = failure
         for scheduler in self.schedulers:
             scheduler._request_close()
 

@@ -412,6 +412,7 @@ class BaseScheduler(Hosted):
             return
         self._closing = True
         self._closed = True  # stop taking jobs now, not once the serving task ends
+        self._on_closed()
         # Cancel now rather than when the serving task next runs: a job the
         # loop was handed but has not stepped yet must end cancelled, never
         # start (Trio may step it before the serving task sees the cancel).
@@ -440,6 +441,17 @@ class BaseScheduler(Hosted):
     def _set_closed(self) -> None:
         self._run_state = _CLOSED
         self._closed = True
+        self._on_closed()
+
+    def _on_closed(self) -> None:
+        """Tell whoever watches this scheduler that it takes no more jobs.
+
+        Called each time it is marked closed (so possibly more than once):
+        its Manager stops as a whole rather than route to a closed scheduler.
+        """
+        manager = self._manager
+        if manager is not None:
+            manager._child_closed(self)
 
     def _unclaim(self) -> None:
         self._set_closed()
