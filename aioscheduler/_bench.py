@@ -458,7 +458,7 @@ async def _watch(
         await anyio.sleep(0.2)
 
 
-def _deadline(task: Task) -> float:
+def _deadline(task: Task[Any]) -> float:
     """The loop-clock deadline the scheduler gave a timed *task*."""
     deadline = task._deadline
     assert deadline is not None

@@ -19,7 +19,13 @@ from ._timed import TimedScheduler
 __all__ = ["Manager"]
 
 PosArgsT = TypeVarTuple("PosArgsT")
-SchedulerT = TypeVar("SchedulerT", bound=BaseScheduler)
+# Covariant, so that the self types below work: start_at/start_after exist
+# on a Manager[TimedScheduler] only, start_soon on a Manager[QueuedScheduler],
+# and a Manager of a subclass (LifoQueuedScheduler) is a Manager of its base.
+# (A bound TypeVar as the self type would not do: mypy does not reject a
+# self whose type argument falls outside the bound.)
+SchedulerT = TypeVar("SchedulerT", bound=BaseScheduler, covariant=True)
+T = TypeVar("T")
 
 _KINDS = (TimedScheduler, QueuedScheduler, LifoQueuedScheduler)
 
@@ -155,7 +161,17 @@ class Manager(Hosted, Generic[SchedulerT]):
                 f"Manager already has max_tasks={max_tasks} pending and running jobs"
             )
 
-    def schedule(self, coro: Coroutine[Any, Any, Any], *args: Any) -> Task:
+    @overload
+    def schedule(
+        self: Manager[TimedScheduler], coro: Coroutine[Any, Any, T], when: datetime, /
+    ) -> Task[T]: ...
+
+    @overload
+    def schedule(
+        self: Manager[QueuedScheduler], coro: Coroutine[Any, Any, T], /
+    ) -> Task[T]: ...
+
+    def schedule(self, coro: Coroutine[Any, Any, Any], *args: Any) -> Task[Any]:
         """Schedule the coroutine object *coro* on the least loaded scheduler.
 
         Takes what the scheduler kind's ``schedule`` takes: ``(coro, when)``
@@ -174,7 +190,7 @@ class Manager(Hosted, Generic[SchedulerT]):
             if hasattr(coro, "close"):
                 coro.close()
             raise
-        task: Task = scheduler.schedule(coro, *args)
+        task: Task[Any] = scheduler.schedule(coro, *args)
         return task
 
     def _kind_name(self) -> str:
@@ -186,12 +202,12 @@ class Manager(Hosted, Generic[SchedulerT]):
         )
 
     def start_at(
-        self,
+        self: Manager[TimedScheduler],
         when: datetime,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Run ``async_fn(*args)`` at *when* on the least loaded scheduler (timed)."""
         if self._guarded:
             self._check_admit()
@@ -202,39 +218,39 @@ class Manager(Hosted, Generic[SchedulerT]):
             start_at = scheduler.start_at
         except AttributeError:
             raise self._wrong_kind("start_at", "TimedScheduler") from None
-        task: Task = start_at(when, async_fn, *args)
+        task: Task[T] = start_at(when, async_fn, *args)
         return task
 
     def start_after(
-        self,
+        self: Manager[TimedScheduler],
         delay: float | timedelta,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Run ``async_fn(*args)`` after *delay* on the least loaded (timed)."""
         try:
             start_after = self._least_loaded().start_after
         except AttributeError:
             raise self._wrong_kind("start_after", "TimedScheduler") from None
-        task: Task = start_after(delay, async_fn, *args)
+        task: Task[T] = start_after(delay, async_fn, *args)
         return task
 
     def start_soon(
-        self,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        self: Manager[QueuedScheduler],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Enqueue ``async_fn(*args)`` on the least loaded scheduler (queued)."""
         try:
             start_soon = self._least_loaded().start_soon
         except AttributeError:
             raise self._wrong_kind("start_soon", "QueuedScheduler") from None
-        task: Task = start_soon(async_fn, *args)
+        task: Task[T] = start_soon(async_fn, *args)
         return task
 
-    def cancel(self, task: Task) -> bool:
+    def cancel(self, task: Task[Any]) -> bool:
         """Cancel *task* if one of this manager's schedulers owns it.
 
         :return: ``True`` if the cancellation was delivered; ``False`` if the

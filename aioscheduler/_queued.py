@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Coroutine
 from itertools import count
-from typing import Any, TypeVarTuple, Unpack
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from . import backends
 from ._callables import NOTHING_CHECKED as _NOTHING_CHECKED
@@ -17,6 +17,7 @@ from ._task import RUNNING, QueuedTask, Task
 __all__ = ["LifoQueuedScheduler", "QueuedScheduler"]
 
 PosArgsT = TypeVarTuple("PosArgsT")
+T = TypeVar("T")
 
 # Jobs that never await would otherwise keep the serving task on the loop for
 # the whole queue; yield to other tasks this often.
@@ -56,7 +57,7 @@ class QueuedScheduler(BaseScheduler):
     def _new_queue(self) -> FifoQueue | LifoQueue:
         return FifoQueue()
 
-    def schedule(self, coro: Coroutine[Any, Any, Any]) -> Task:
+    def schedule(self, coro: Coroutine[Any, Any, T]) -> Task[T]:
         """Enqueue the coroutine object *coro* (the 1.x form).
 
         :raises TypeError: if *coro* is not a coroutine object
@@ -72,10 +73,10 @@ class QueuedScheduler(BaseScheduler):
 
     def start_soon(
         self,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Enqueue ``async_fn(*args)``; the coroutine is created when its turn comes.
 
         :raises TypeError: if *async_fn* is not an async function
@@ -87,7 +88,7 @@ class QueuedScheduler(BaseScheduler):
             self._checked_fn = async_fn
         return self._push(async_fn, args)
 
-    def _push(self, callback: Any, args: tuple[Any, ...] | None) -> Task:
+    def _push(self, callback: Any, args: tuple[Any, ...] | None) -> Task[Any]:
         if self._current_loop() != self._loop:
             self._bind()
         if self._closed or self._max_tasks is not None:
@@ -104,7 +105,7 @@ class QueuedScheduler(BaseScheduler):
         pop = pending.pop
         run_inline = engine.run_inline
 
-        def next_task() -> Task | None:
+        def next_task() -> Task[Any] | None:
             task = pop()
             if task is not None:
                 task._state = RUNNING

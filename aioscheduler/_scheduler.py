@@ -38,7 +38,7 @@ logger = logging.getLogger("aioscheduler")
 
 #: ``on_error``: a plain function called as ``handler(task, exception)``, or
 #: ``"raise"`` for strict structured-concurrency behaviour.
-ErrorHandler: TypeAlias = Callable[[Task, Exception], object] | Literal["raise"]
+ErrorHandler: TypeAlias = Callable[[Task[Any], Exception], object] | Literal["raise"]
 
 
 class _RunState(enum.Enum):
@@ -114,7 +114,7 @@ class BaseScheduler(Hosted):
         self._idle_event: anyio.Event | None = None
         # Events of tasks someone awaits (Task.wait): rare, so kept here
         # rather than in a slot of every task.
-        self._waiters: dict[Task, anyio.Event] = {}
+        self._waiters: dict[Task[Any], anyio.Event] = {}
         self._stopped_event: anyio.Event | None = None
         # Pending + running jobs. A one-slot list so that a Manager can share
         # one list between its schedulers and find the least loaded in C.
@@ -177,25 +177,25 @@ class BaseScheduler(Hosted):
 
     # -- the job runner (called by engines) -----------------------------------
 
-    def _job_coroutine(self, task: Task) -> Coroutine[Any, Any, Any]:
+    def _job_coroutine(self, task: Task[Any]) -> Coroutine[Any, Any, Any]:
         args = task._args
         if args is None:
             return task.callback  # type: ignore[return-value]
         return task.callback(*args)  # type: ignore[operator]
 
-    def _job_finished(self, task: Task, value: Any) -> None:
+    def _job_finished(self, task: Task[Any], value: Any) -> None:
         task._state = FINISHED
         task._value = value
         self._settle(task)
 
-    def _job_failed(self, task: Task, exc: BaseException) -> None:
+    def _job_failed(self, task: Task[Any], exc: BaseException) -> None:
         task._state = FAILED
         task._value = exc
         self._settle(task)
         if isinstance(exc, Exception):
             self._report(task, exc)
 
-    def _job_cancelled(self, task: Task) -> None:
+    def _job_cancelled(self, task: Task[Any]) -> None:
         task._state = CANCELLED
         task._value = None
         if task._args is None:
@@ -205,7 +205,7 @@ class BaseScheduler(Hosted):
             task.callback.close()  # type: ignore[union-attr]
         self._settle(task)
 
-    def _settle(self, task: Task) -> None:
+    def _settle(self, task: Task[Any]) -> None:
         if self._waiters:
             waiter = self._waiters.pop(task, None)
             if waiter is not None:
@@ -222,7 +222,7 @@ class BaseScheduler(Hosted):
         self._idle_event = None
         idle.set()
 
-    def _report(self, task: Task, exc: Exception) -> None:
+    def _report(self, task: Task[Any], exc: Exception) -> None:
         on_error = self._on_error
         if on_error is None:
             logger.error(
@@ -242,7 +242,7 @@ class BaseScheduler(Hosted):
 
     # -- cancelling -----------------------------------------------------------
 
-    def cancel(self, task: Task) -> bool:
+    def cancel(self, task: Task[Any]) -> bool:
         """Cancel *task*.
 
         A pending job never runs; a running job is cancelled.
@@ -254,7 +254,7 @@ class BaseScheduler(Hosted):
             return False
         return self._cancel_task(task)
 
-    def _cancel_task(self, task: Task) -> bool:
+    def _cancel_task(self, task: Task[Any]) -> bool:
         if self._current_loop() != self._loop:
             self._bind()  # raises: cancelling from another thread is not safe
         state = task._state
@@ -284,7 +284,7 @@ class BaseScheduler(Hosted):
             return True
         return False
 
-    def _job_cancelled_pending(self, task: Task) -> None:
+    def _job_cancelled_pending(self, task: Task[Any]) -> None:
         if task._args is None:
             task.callback.close()  # type: ignore[union-attr]
         self._settle(task)

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVarTuple, Unpack
+from typing import Any, Final, TypeVar, TypeVarTuple, Unpack
 
 from . import backends
 from ._callables import NOTHING_CHECKED as _NOTHING_CHECKED
@@ -20,6 +20,7 @@ from ._time import delay_seconds, timestamp_of
 __all__ = ["TimedScheduler"]
 
 PosArgsT = TypeVarTuple("PosArgsT")
+T = TypeVar("T")
 
 # Start at most this many due jobs before letting them run: a burst of 100k
 # due jobs then starts its first job within a millisecond, not after all
@@ -71,7 +72,7 @@ class TimedScheduler(BaseScheduler):
         # in runs of the same function, and the check is the costly part.
         self._checked_fn: object = _NOTHING_CHECKED
 
-    def schedule(self, coro: Coroutine[Any, Any, Any], when: datetime) -> Task:
+    def schedule(self, coro: Coroutine[Any, Any, T], when: datetime) -> Task[T]:
         """Run the coroutine object *coro* at *when* (the 1.x form).
 
         :raises TypeError: if *coro* is not a coroutine object or *when* is
@@ -91,10 +92,10 @@ class TimedScheduler(BaseScheduler):
     def start_at(
         self,
         when: datetime,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Run ``async_fn(*args)`` at *when*.
 
         The coroutine is created only when the job is due.
@@ -115,10 +116,10 @@ class TimedScheduler(BaseScheduler):
     def start_after(
         self,
         delay: float | timedelta,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Run ``async_fn(*args)`` after *delay* seconds (or a ``timedelta``).
 
         :raises TypeError: if *delay* is not a number or timedelta, or
@@ -140,7 +141,7 @@ class TimedScheduler(BaseScheduler):
         when: datetime,
         callback: Any,
         args: tuple[Any, ...] | None,
-    ) -> Task:
+    ) -> Task[Any]:
         # The hot path of start_at and schedule: kept flat on purpose.
         if self._current_loop() != self._loop:
             self._bind()
@@ -162,7 +163,7 @@ class TimedScheduler(BaseScheduler):
         args: tuple[Any, ...] | None,
         priority: datetime | None,
         deadline: float,
-    ) -> Task:
+    ) -> Task[Any]:
         if self._closed or self._max_tasks is not None:
             self._check_open()
         pending = self._pending
