@@ -9,6 +9,8 @@ from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from ._drain import check_drain_timeout
+from ._drain import drain as drain_jobs
 from ._exceptions import SchedulerClosed, TaskLimitReached
 from ._lifecycle import Hosted
 from ._queued import LifoQueuedScheduler, QueuedScheduler
@@ -342,7 +344,7 @@ class Manager(Hosted, Generic[SchedulerT]):
         )
         if failure is not None:
             why = f"a job failed with {failure!r} and on_error='raise'"
-        elif child._closing:
+        elif child.is_started:
             why = "it was closed"
         else:
             why = "its serving task ended (cancelled)"
@@ -360,11 +362,25 @@ class Manager(Hosted, Generic[SchedulerT]):
             for scheduler in self.schedulers:
                 await scheduler.join()
 
-    async def aclose(self) -> None:
+    # ASYNC109: timeout is a grace period for the jobs, not a deadline on
+    # the caller (aclose still returns only once every job has ended).
+    async def aclose(
+        self,
+        *,
+        drain: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
         """Close every scheduler: cancel pending and running jobs, wait for them.
 
-        Idempotent.
+        Idempotent. ``drain`` and ``timeout`` work as for
+        :meth:`TimedScheduler.aclose`, with one deadline for all schedulers::
+
+            await manager.aclose(drain=True, timeout=30)
         """
+        if drain or timeout is not None:
+            seconds = check_drain_timeout(drain, timeout)
+            self._mark_closed()  # our own close: no "a scheduler stopped"
+            await drain_jobs(self.schedulers, seconds)
         self._request_close()
         for scheduler in self.schedulers:
             await scheduler.aclose()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from . import backends
+from . import _drain, backends
 from ._exceptions import SchedulerClosed, TaskLimitReached
 from ._lifecycle import Hosted
 from ._queues import PendingJobs
@@ -424,12 +424,38 @@ class BaseScheduler(Hosted):
         if scope is not None:
             scope.cancel()
 
-    async def aclose(self) -> None:
+    # ASYNC109: timeout is a grace period for the jobs, not a deadline on
+    # the caller (aclose still returns only once every job has ended).
+    async def aclose(
+        self,
+        *,
+        drain: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
         """Stop taking jobs, cancel pending and running jobs, and wait for them.
 
         Idempotent. Afterwards :attr:`is_started` is ``False`` and scheduling
         raises :exc:`SchedulerClosed`.
+
+        With ``drain=True``, running jobs are not cancelled but allowed to
+        finish, for at most *timeout* seconds of the loop clock (``None``: no
+        limit), after which those still running are cancelled. Pending jobs
+        are cancelled either way, and scheduling raises
+        :exc:`SchedulerClosed` from the call on. If the caller is cancelled
+        while draining, the running jobs are cancelled too. ::
+
+            await scheduler.aclose(drain=True, timeout=30)
+
+        :raises TypeError: if *timeout* is not a number or ``None``, or is
+            given without ``drain=True``
+        :raises ValueError: if *timeout* is negative
+
+        .. versionchanged:: 2.0
+           ``drain`` and ``timeout``.
         """
+        if drain or timeout is not None:
+            seconds = _drain.check_drain_timeout(drain, timeout)
+            await _drain.drain((self,), seconds)
         self._request_close()
         if self._stopped:
             return
@@ -437,6 +463,15 @@ class BaseScheduler(Hosted):
         if stopped is None:
             stopped = self._stopped_event = anyio.Event()
         await stopped.wait()
+
+    def _stop_taking(self) -> None:
+        """Refuse new jobs and cancel pending ones; running ones go on (drain)."""
+        if self._run_state is _INITIAL:
+            self._request_close()  # nothing runs: closed for good at once
+            return
+        self._closed = True
+        self._on_closed()
+        self._cancel_pending()
 
     def _set_closed(self) -> None:
         self._run_state = _CLOSED
