@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from ._callables import check_async_fn, check_coroutine
 from ._drain import check_drain_timeout
 from ._drain import drain as drain_jobs
 from ._exceptions import SchedulerClosed, TaskLimitReached
@@ -16,7 +17,9 @@ from ._lifecycle import Hosted
 from ._queued import LifoQueuedScheduler, QueuedScheduler
 from ._scheduler import BaseScheduler
 from ._task import Task
+from ._time import delay_seconds
 from ._timed import TimedScheduler
+from ._waiting import Room, room_of
 
 __all__ = ["Manager"]
 
@@ -132,6 +135,7 @@ class Manager(Hosted, Generic[SchedulerT]):
         self._closed_reason: str | None = None
         self._closed_cause: BaseException | None = None
         self._timed = issubclass(cls, TimedScheduler)
+        self._room: Room | None = None
         self._loads: list[int] = [0] * schedulers
         self.schedulers: tuple[SchedulerT, ...] = tuple(
             cls(*args, **kwargs) for _ in range(schedulers)
@@ -251,6 +255,128 @@ class Manager(Hosted, Generic[SchedulerT]):
             raise self._wrong_kind("start_soon", "QueuedScheduler") from None
         task: Task[T] = start_soon(async_fn, *args)
         return task
+
+    # -- waiting for room (see _waiting) -----------------------------------------
+
+    def _new_room(self) -> Room:
+        return Room(self.schedulers, lambda: self._closed)
+
+    def _pick(self) -> Any:
+        """The least loaded scheduler, bound to the running loop."""
+        scheduler = self._least_loaded()
+        if scheduler._current_loop() != scheduler._loop:
+            scheduler._bind()
+        return scheduler
+
+    async def astart_at(
+        self: Manager[TimedScheduler],
+        when: datetime,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_at`, but wait for room while ``max_tasks`` is reached.
+
+        Waits against the Manager's total, as
+        :meth:`TimedScheduler.astart_at` does against one scheduler's. ::
+
+            task = await manager.astart_at(when, work, 1)
+        """
+        if not self._timed:
+            raise self._wrong_kind("astart_at", "TimedScheduler")
+        timestamp = self.schedulers[0]._future_timestamp(when)
+        check_async_fn(async_fn)
+
+        def push() -> Task[T]:
+            scheduler = self._pick()
+            task: Task[T] = scheduler._push(
+                async_fn, args, when, timestamp - scheduler._wall_offset
+            )
+            return task
+
+        return await room_of(self).admit(push)
+
+    async def astart_after(
+        self: Manager[TimedScheduler],
+        delay: float | timedelta,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_after`, but wait for room (see :meth:`astart_at`).
+
+        The delay counts from the call. ::
+
+            task = await manager.astart_after(5, work, 1)
+        """
+        if not self._timed:
+            raise self._wrong_kind("astart_after", "TimedScheduler")
+        seconds = delay_seconds(delay)
+        check_async_fn(async_fn)
+        deadline = anyio.current_time() + seconds
+
+        def push() -> Task[T]:
+            task: Task[T] = self._pick()._push(async_fn, args, None, deadline)
+            return task
+
+        return await room_of(self).admit(push)
+
+    async def astart_soon(
+        self: Manager[QueuedScheduler],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_soon`, but wait for room (see :meth:`astart_at`). ::
+
+        for url in urls:
+            await manager.astart_soon(fetch, url)
+        """
+        if self._timed:
+            raise self._wrong_kind("astart_soon", "QueuedScheduler")
+        check_async_fn(async_fn)
+
+        def push() -> Task[T]:
+            task: Task[T] = self._pick()._push(async_fn, args)
+            return task
+
+        return await room_of(self).admit(push)
+
+    async def aschedule(
+        self, coro: Coroutine[Any, Any, T], when: datetime | None = None
+    ) -> Task[T]:
+        """As :meth:`schedule`, but wait for room (see :meth:`astart_at`).
+
+        Give *when* for a Manager of timed schedulers only. The coroutine is
+        closed if it is rejected, or if the caller is cancelled while
+        waiting. ::
+
+            task = await manager.aschedule(work(1), when)
+        """
+        check_coroutine(coro)
+        try:
+            if (when is None) == self._timed:
+                form = "(coro, when)" if self._timed else "(coro)"
+                raise TypeError(
+                    f"aschedule() on a Manager of {self._kind_name()} takes {form}"
+                )
+            first: Any = self.schedulers[0]
+            timestamp = 0.0 if when is None else first._future_timestamp(when)
+
+            def push() -> Task[T]:
+                scheduler = self._pick()
+                task: Task[T]
+                if when is None:
+                    task = scheduler._push(coro, None)
+                else:
+                    deadline = timestamp - scheduler._wall_offset
+                    task = scheduler._push(coro, None, when, deadline)
+                return task
+
+            return await room_of(self).admit(push)
+        except BaseException:
+            coro.close()
+            raise
 
     def cancel(self, task: Task[Any]) -> bool:
         """Cancel *task* if one of this manager's schedulers owns it.

@@ -13,6 +13,7 @@ from ._callables import check_async_fn, check_coroutine
 from ._queues import FifoQueue, LifoQueue
 from ._scheduler import BaseScheduler, ErrorHandler
 from ._task import RUNNING, QueuedTask, Task
+from ._waiting import room_of
 
 __all__ = ["LifoQueuedScheduler", "QueuedScheduler"]
 
@@ -87,6 +88,44 @@ class QueuedScheduler(BaseScheduler):
             check_async_fn(async_fn)
             self._checked_fn = async_fn
         return self._push(async_fn, args)
+
+    async def astart_soon(
+        self,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_soon`, but wait for room instead of raising
+        :exc:`TaskLimitReached` when ``max_tasks`` is reached.
+
+        Callers wait in FIFO order; without ``max_tasks`` it never waits. ::
+
+            for url in urls:
+                await scheduler.astart_soon(fetch, url)
+
+        :raises SchedulerClosed: if the scheduler is or gets closed
+
+        .. versionadded:: 2.0
+        """
+        check_async_fn(async_fn)
+        return await room_of(self).admit(lambda: self._push(async_fn, args))
+
+    async def aschedule(self, coro: Coroutine[Any, Any, T]) -> Task[T]:
+        """As :meth:`schedule`, but wait for room (see :meth:`astart_soon`).
+
+        The coroutine is closed if it is rejected, or if the caller is
+        cancelled while waiting. ::
+
+            task = await scheduler.aschedule(work(1))
+
+        .. versionadded:: 2.0
+        """
+        check_coroutine(coro)
+        try:
+            return await room_of(self).admit(lambda: self._push(coro, None))
+        except BaseException:
+            coro.close()
+            raise
 
     def _push(self, callback: Any, args: tuple[Any, ...] | None) -> Task[Any]:
         if self._current_loop() != self._loop:

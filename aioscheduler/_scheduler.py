@@ -26,6 +26,7 @@ from ._lifecycle import Hosted
 from ._queues import PendingJobs
 from ._task import CANCELLED, FAILED, FINISHED, PENDING, RUNNING, Task
 from ._time import naive_to_utc
+from ._waiting import Room
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -121,6 +122,11 @@ class BaseScheduler(Hosted):
         self._loads = [0]
         self._slot = 0
         self._manager: Manager[Any] | None = None
+        # Back-pressure (see _waiting): the Rooms whose callers wait for a
+        # slot here. Empty unless someone waits, so a freed slot costs one
+        # attribute test.
+        self._rooms: list[Room] = []
+        self._room: Room | None = None
 
     # -- binding to the event loop ------------------------------------------
 
@@ -215,6 +221,15 @@ class BaseScheduler(Hosted):
         loads[slot] -= 1
         if not loads[slot] and self._idle_event is not None:
             self._settle_idle()
+        if self._rooms:
+            self._room_freed()
+
+    def _room_freed(self) -> None:
+        for room in self._rooms:
+            room.freed()
+
+    def _new_room(self) -> Room:
+        return Room((self,), lambda: self._closed)
 
     def _settle_idle(self) -> None:
         idle = self._idle_event
@@ -276,6 +291,8 @@ class BaseScheduler(Hosted):
                 loads[slot] -= 1
                 if not loads[slot] and self._idle_event is not None:
                     self._settle_idle()
+                if self._rooms:
+                    self._room_freed()
             return True
         if state == RUNNING:
             engine = self._engine
@@ -484,6 +501,9 @@ class BaseScheduler(Hosted):
         Called each time it is marked closed (so possibly more than once):
         its Manager stops as a whole rather than route to a closed scheduler.
         """
+        if self._rooms:
+            for room in list(self._rooms):
+                room.wake_all()
         manager = self._manager
         if manager is not None:
             manager._child_closed(self)

@@ -16,6 +16,7 @@ from ._queues import DeadlineHeap
 from ._scheduler import BaseScheduler, ErrorHandler
 from ._task import RUNNING, Task, new_timed_task
 from ._time import delay_seconds, timestamp_of
+from ._waiting import room_of
 
 __all__ = ["TimedScheduler"]
 
@@ -135,6 +136,86 @@ class TimedScheduler(BaseScheduler):
             self._checked_fn = async_fn
         seconds = delay_seconds(delay)
         return self._push(async_fn, args, None, self._clock() + seconds)
+
+    # -- waiting for room (see _waiting) -------------------------------------
+
+    async def astart_at(
+        self,
+        when: datetime,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_at`, but wait for room instead of raising
+        :exc:`TaskLimitReached` when ``max_tasks`` is reached.
+
+        Callers wait in FIFO order. The arguments are checked at once, and
+        the due time is fixed at the call: if it passes while waiting, the
+        job runs as soon as it is admitted. Without ``max_tasks`` it never
+        waits. ::
+
+            task = await scheduler.astart_at(when, work, 1)
+
+        :raises SchedulerClosed: if the scheduler is or gets closed
+
+        .. versionadded:: 2.0
+        """
+        timestamp = self._future_timestamp(when)
+        check_async_fn(async_fn)
+        return await room_of(self).admit(
+            lambda: self._push(async_fn, args, when, timestamp - self._wall_offset)
+        )
+
+    async def astart_after(
+        self,
+        delay: float | timedelta,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_after`, but wait for room (see :meth:`astart_at`).
+
+        The delay counts from the call, not from the job's admission. ::
+
+            task = await scheduler.astart_after(5, work, 1)
+
+        .. versionadded:: 2.0
+        """
+        if self._current_loop() != self._loop:
+            self._bind()
+        check_async_fn(async_fn)
+        deadline = self._clock() + delay_seconds(delay)
+        return await room_of(self).admit(
+            lambda: self._push(async_fn, args, None, deadline)
+        )
+
+    async def aschedule(self, coro: Coroutine[Any, Any, T], when: datetime) -> Task[T]:
+        """As :meth:`schedule`, but wait for room (see :meth:`astart_at`).
+
+        The coroutine is closed if it is rejected, or if the caller is
+        cancelled while waiting. ::
+
+            task = await scheduler.aschedule(work(1), when)
+
+        .. versionadded:: 2.0
+        """
+        check_coroutine(coro)
+        try:
+            timestamp = self._future_timestamp(when)
+            return await room_of(self).admit(
+                lambda: self._push(coro, None, when, timestamp - self._wall_offset)
+            )
+        except BaseException:
+            coro.close()
+            raise
+
+    def _future_timestamp(self, when: datetime) -> float:
+        if self._current_loop() != self._loop:
+            self._bind()
+        timestamp = timestamp_of(when, self._prefer_utc)
+        if timestamp < _wall_clock():
+            raise ValueError("May only be in the future.")
+        return timestamp
 
     def _at(
         self,
