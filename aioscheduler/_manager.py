@@ -13,6 +13,7 @@ from ._callables import check_async_fn, check_coroutine
 from ._drain import check_drain_timeout
 from ._drain import drain as drain_jobs
 from ._exceptions import SchedulerClosed, TaskLimitReached
+from ._introspect import SchedulerStatistics, merge_by_due
 from ._lifecycle import Hosted
 from ._queued import LifoQueuedScheduler, QueuedScheduler
 from ._scheduler import BaseScheduler
@@ -388,6 +389,40 @@ class Manager(Hosted, Generic[SchedulerT]):
         if owner._manager is not self:
             return False
         return owner._cancel_task(task)
+
+    # -- seeing what is there ----------------------------------------------------
+
+    def statistics(self) -> SchedulerStatistics:
+        """Return the pending and running jobs over all schedulers, and the
+        Manager's ``max_tasks``. ::
+
+            print(manager.statistics())
+
+        .. versionadded:: 2.0
+        """
+        each = [scheduler.statistics() for scheduler in self.schedulers]
+        return SchedulerStatistics(
+            pending=sum(stats.pending for stats in each),
+            running=sum(stats.running for stats in each),
+            max_tasks=self._max_tasks,
+        )
+
+    def pending_tasks(self) -> list[Task[Any]]:
+        """Return the pending tasks of all schedulers.
+
+        For timed schedulers, merged by due time (ties: the first scheduler's
+        first). For queued ones, which have no order across schedulers, each
+        scheduler's in turn, in its own order. O(n log n). ::
+
+            for task in manager.pending_tasks():
+                print(task)
+
+        .. versionadded:: 2.0
+        """
+        lists = [scheduler.pending_tasks() for scheduler in self.schedulers]
+        if self._timed:
+            return merge_by_due(lists)
+        return [task for tasks in lists for task in tasks]
 
     # -- lifecycle --------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from . import _drain, backends
 from ._exceptions import SchedulerClosed, TaskLimitReached
+from ._introspect import SchedulerStatistics, pending_in_order
 from ._lifecycle import Hosted
 from ._queues import PendingJobs
 from ._task import CANCELLED, FAILED, FINISHED, PENDING, RUNNING, Task
@@ -305,6 +306,40 @@ class BaseScheduler(Hosted):
         if task._args is None:
             task.callback.close()  # type: ignore[union-attr]
         self._settle(task)
+
+    # -- seeing what is there (see _introspect) ------------------------------
+
+    def statistics(self) -> SchedulerStatistics:
+        """Return how many jobs are pending and running now, and the limit.
+
+        Cheap: computed from counts the scheduler keeps anyway. ::
+
+            stats = scheduler.statistics()
+            if stats.pending > 1000:
+                ...
+
+        .. versionadded:: 2.0
+        """
+        pending = len(self._pending)
+        return SchedulerStatistics(
+            pending=pending,
+            running=self._loads[self._slot] - pending,
+            max_tasks=self._max_tasks,
+        )
+
+    def pending_tasks(self) -> list[Task[Any]]:
+        """Return the pending tasks, in the order they are due to start.
+
+        Timed schedulers: by due time, ties in scheduling order. Queued: in
+        scheduling order; LIFO: newest first. A new list each time, made in
+        O(n) (O(n log n) for timed schedulers). ::
+
+            for task in scheduler.pending_tasks():
+                print(task)
+
+        .. versionadded:: 2.0
+        """
+        return pending_in_order(self._pending)
 
     # -- lifecycle ------------------------------------------------------------
 

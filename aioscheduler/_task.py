@@ -138,6 +138,21 @@ class Task(Generic[T_co]):
 
     # -- state --------------------------------------------------------------
 
+    def pending(self) -> bool:
+        """Return ``True`` while the job has not started (nor been cancelled).
+
+        .. versionadded:: 2.0
+        """
+        return self._state == PENDING
+
+    def running(self) -> bool:
+        """Return ``True`` while the job runs, as
+        :meth:`concurrent.futures.Future.running` does.
+
+        .. versionadded:: 2.0
+        """
+        return self._state == RUNNING
+
     def done(self) -> bool:
         """Return ``True`` once the task has finished, failed or been cancelled."""
         return self._state > RUNNING
@@ -210,9 +225,15 @@ class Task(Generic[T_co]):
         )
 
     def __repr__(self) -> str:
-        callback = self.callback
-        name = getattr(callback, "__qualname__", None) or repr(callback)
-        return f"<Task {name} {_STATE_NAMES[self._state]} priority={self.priority!r}>"
+        """``<Task work(1, 'abc') pending due=2026-12-04T18:16:22.537Z>``.
+
+        The function and its arguments (shortened), the state, and the due
+        time (aware UTC, ISO 8601) or, for queued jobs, the sequence number.
+        Never raises, whatever the arguments' own ``repr`` does.
+        """
+        from ._introspect import describe  # (a cycle at import time)
+
+        return describe(self, _STATE_NAMES[self._state])
 
 
 class _Named(NamedTuple):
