@@ -701,7 +701,11 @@ class TestEnclosingScopeCancelledWhileJobsStart:
         assert ran < count
         assert states.count("finished") + states.count("cancelled") == count
         if trigger == "by-a-job":
-            assert ran > 300
+            # Job 300 ran (it cancelled the scope). Jobs that other schedulers
+            # of a Manager had handed to the loop may or may not take a first
+            # step: the first scheduler to stop closes the others at once.
+            assert starts[300] == 1
+            assert ran >= 256 if front_kind == "manager-timed" else ran > 300
             assert tasks[300].cancelled()
 
 
