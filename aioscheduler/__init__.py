@@ -8,6 +8,7 @@ from ._exceptions import SchedulerClosed as SchedulerClosed
 from ._exceptions import SchedulerError as SchedulerError
 from ._exceptions import TaskCancelled as TaskCancelled
 from ._exceptions import TaskLimitReached as TaskLimitReached
+from ._introspect import SchedulerStatistics as SchedulerStatistics
 from ._manager import Manager as Manager
 from ._queued import LifoQueuedScheduler as LifoQueuedScheduler
 from ._queued import QueuedScheduler as QueuedScheduler
@@ -21,6 +22,7 @@ __all__ = [
     "QueuedScheduler",
     "SchedulerClosed",
     "SchedulerError",
+    "SchedulerStatistics",
     "TaskCancelled",
     "TaskLimitReached",
     "Task",

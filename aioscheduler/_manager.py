@@ -9,17 +9,29 @@ from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from ._exceptions import TaskLimitReached
+from ._callables import check_async_fn, check_coroutine
+from ._drain import check_drain_timeout
+from ._drain import drain as drain_jobs
+from ._exceptions import SchedulerClosed, TaskLimitReached
+from ._introspect import SchedulerStatistics, merge_by_due
 from ._lifecycle import Hosted
 from ._queued import LifoQueuedScheduler, QueuedScheduler
 from ._scheduler import BaseScheduler
 from ._task import Task
+from ._time import delay_seconds
 from ._timed import TimedScheduler
+from ._waiting import Room, room_of
 
 __all__ = ["Manager"]
 
 PosArgsT = TypeVarTuple("PosArgsT")
-SchedulerT = TypeVar("SchedulerT", bound=BaseScheduler)
+# Covariant, so that the self types below work: start_at/start_after exist
+# on a Manager[TimedScheduler] only, start_soon on a Manager[QueuedScheduler],
+# and a Manager of a subclass (LifoQueuedScheduler) is a Manager of its base.
+# (A bound TypeVar as the self type would not do: mypy does not reject a
+# self whose type argument falls outside the bound.)
+SchedulerT = TypeVar("SchedulerT", bound=BaseScheduler, covariant=True)
+T = TypeVar("T")
 
 _KINDS = (TimedScheduler, QueuedScheduler, LifoQueuedScheduler)
 
@@ -95,6 +107,14 @@ class Manager(Hosted, Generic[SchedulerT]):
         if schedulers < 1:
             raise ValueError(f"schedulers must be at least 1, got {schedulers}")
         if max_tasks is not None:
+            if isinstance(max_tasks, type):
+                # Manager(4, QueuedScheduler): the 1.x signature puts max_tasks
+                # second, so a class there is a misplaced cls.
+                raise TypeError(
+                    f"max_tasks must be an int or None, not the class "
+                    f"{max_tasks.__name__}; pass the scheduler class by keyword: "
+                    f"Manager({schedulers}, cls={max_tasks.__name__})"
+                )
             if not isinstance(max_tasks, int) or isinstance(max_tasks, bool):
                 raise TypeError(
                     f"max_tasks must be an int or None, not {type(max_tasks).__name__}"
@@ -107,6 +127,16 @@ class Manager(Hosted, Generic[SchedulerT]):
                 f"or a subclass, not {cls!r}"
             )
         self._max_tasks = max_tasks
+        # One attribute test on the routing path: true when the limit or a
+        # close needs looking at (see _check_admit).
+        self._guarded = max_tasks is not None
+        self._closed = False
+        # Why the Manager closed, when not by its own aclose()/exit: which
+        # scheduler stopped, and the job failure that stopped it, if any.
+        self._closed_reason: str | None = None
+        self._closed_cause: BaseException | None = None
+        self._timed = issubclass(cls, TimedScheduler)
+        self._room: Room | None = None
         self._loads: list[int] = [0] * schedulers
         self.schedulers: tuple[SchedulerT, ...] = tuple(
             cls(*args, **kwargs) for _ in range(schedulers)
@@ -122,69 +152,234 @@ class Manager(Hosted, Generic[SchedulerT]):
 
     def _least_loaded(self) -> Any:
         loads = self._loads
-        if self._max_tasks is not None:
-            self._check_total()
+        if self._guarded:
+            self._check_admit()
         return self.schedulers[loads.index(min(loads))]
 
-    def _check_total(self) -> None:
+    def _check_admit(self) -> None:
+        if self._closed:
+            message = self._closed_reason or (
+                "Manager is closed; create a new Manager to schedule more jobs"
+            )
+            raise SchedulerClosed(message) from self._closed_cause
         max_tasks = self._max_tasks
         if max_tasks is not None and sum(self._loads) >= max_tasks:
             raise TaskLimitReached(
                 f"Manager already has max_tasks={max_tasks} pending and running jobs"
             )
 
-    def schedule(self, coro: Coroutine[Any, Any, Any], *args: Any) -> Task:
+    @overload
+    def schedule(
+        self: Manager[TimedScheduler], coro: Coroutine[Any, Any, T], when: datetime, /
+    ) -> Task[T]: ...
+
+    @overload
+    def schedule(
+        self: Manager[QueuedScheduler], coro: Coroutine[Any, Any, T], /
+    ) -> Task[T]: ...
+
+    def schedule(self, coro: Coroutine[Any, Any, Any], *args: Any) -> Task[Any]:
         """Schedule the coroutine object *coro* on the least loaded scheduler.
 
         Takes what the scheduler kind's ``schedule`` takes: ``(coro, when)``
         for timed schedulers, ``(coro)`` for queued ones.
         """
         try:
+            expected = 1 if self._timed else 0
+            if len(args) != expected:
+                form = "(coro, when)" if self._timed else "(coro)"
+                raise TypeError(
+                    f"schedule() on a Manager of {self._kind_name()} takes "
+                    f"{form}, got {1 + len(args)} arguments"
+                )
             scheduler = self._least_loaded()
         except BaseException:
             if hasattr(coro, "close"):
                 coro.close()
             raise
-        task: Task = scheduler.schedule(coro, *args)
+        task: Task[Any] = scheduler.schedule(coro, *args)
         return task
 
+    def _kind_name(self) -> str:
+        return type(self.schedulers[0]).__name__
+
+    def _wrong_kind(self, method: str, kind: str) -> TypeError:
+        return TypeError(
+            f"{method} needs a Manager of {kind}; this one manages {self._kind_name()}"
+        )
+
     def start_at(
-        self,
+        self: Manager[TimedScheduler],
         when: datetime,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Run ``async_fn(*args)`` at *when* on the least loaded scheduler (timed)."""
-        if self._max_tasks is not None:
-            self._check_total()
+        if self._guarded:
+            self._check_admit()
         loads = self._loads
         scheduler: Any = self.schedulers[loads.index(min(loads))]
-        task: Task = scheduler.start_at(when, async_fn, *args)
+        try:
+            # The attribute is looked up anyway: a try costs nothing more.
+            start_at = scheduler.start_at
+        except AttributeError:
+            raise self._wrong_kind("start_at", "TimedScheduler") from None
+        task: Task[T] = start_at(when, async_fn, *args)
         return task
 
     def start_after(
-        self,
+        self: Manager[TimedScheduler],
         delay: float | timedelta,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Run ``async_fn(*args)`` after *delay* on the least loaded (timed)."""
-        task: Task = self._least_loaded().start_after(delay, async_fn, *args)
+        try:
+            start_after = self._least_loaded().start_after
+        except AttributeError:
+            raise self._wrong_kind("start_after", "TimedScheduler") from None
+        task: Task[T] = start_after(delay, async_fn, *args)
         return task
 
     def start_soon(
-        self,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        self: Manager[QueuedScheduler],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Enqueue ``async_fn(*args)`` on the least loaded scheduler (queued)."""
-        task: Task = self._least_loaded().start_soon(async_fn, *args)
+        try:
+            start_soon = self._least_loaded().start_soon
+        except AttributeError:
+            raise self._wrong_kind("start_soon", "QueuedScheduler") from None
+        task: Task[T] = start_soon(async_fn, *args)
         return task
 
-    def cancel(self, task: Task) -> bool:
+    # -- waiting for room (see _waiting) -----------------------------------------
+
+    def _new_room(self) -> Room:
+        return Room(self.schedulers, lambda: self._closed)
+
+    def _pick(self) -> Any:
+        """The least loaded scheduler, bound to the running loop."""
+        scheduler = self._least_loaded()
+        if scheduler._current_loop() != scheduler._loop:
+            scheduler._bind()
+        return scheduler
+
+    async def astart_at(
+        self: Manager[TimedScheduler],
+        when: datetime,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_at`, but wait for room while ``max_tasks`` is reached.
+
+        Waits against the Manager's total, as
+        :meth:`TimedScheduler.astart_at` does against one scheduler's. ::
+
+            task = await manager.astart_at(when, work, 1)
+        """
+        if not self._timed:
+            raise self._wrong_kind("astart_at", "TimedScheduler")
+        timestamp = self.schedulers[0]._future_timestamp(when)
+        check_async_fn(async_fn)
+
+        def push() -> Task[T]:
+            scheduler = self._pick()
+            task: Task[T] = scheduler._push(
+                async_fn, args, when, timestamp - scheduler._wall_offset
+            )
+            return task
+
+        return await room_of(self).admit(push)
+
+    async def astart_after(
+        self: Manager[TimedScheduler],
+        delay: float | timedelta,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_after`, but wait for room (see :meth:`astart_at`).
+
+        The delay counts from the call. ::
+
+            task = await manager.astart_after(5, work, 1)
+        """
+        if not self._timed:
+            raise self._wrong_kind("astart_after", "TimedScheduler")
+        seconds = delay_seconds(delay)
+        check_async_fn(async_fn)
+        deadline = anyio.current_time() + seconds
+
+        def push() -> Task[T]:
+            task: Task[T] = self._pick()._push(async_fn, args, None, deadline)
+            return task
+
+        return await room_of(self).admit(push)
+
+    async def astart_soon(
+        self: Manager[QueuedScheduler],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_soon`, but wait for room (see :meth:`astart_at`). ::
+
+        for url in urls:
+            await manager.astart_soon(fetch, url)
+        """
+        if self._timed:
+            raise self._wrong_kind("astart_soon", "QueuedScheduler")
+        check_async_fn(async_fn)
+
+        def push() -> Task[T]:
+            task: Task[T] = self._pick()._push(async_fn, args)
+            return task
+
+        return await room_of(self).admit(push)
+
+    async def aschedule(
+        self, coro: Coroutine[Any, Any, T], when: datetime | None = None
+    ) -> Task[T]:
+        """As :meth:`schedule`, but wait for room (see :meth:`astart_at`).
+
+        Give *when* for a Manager of timed schedulers only. The coroutine is
+        closed if it is rejected, or if the caller is cancelled while
+        waiting. ::
+
+            task = await manager.aschedule(work(1), when)
+        """
+        check_coroutine(coro)
+        try:
+            if (when is None) == self._timed:
+                form = "(coro, when)" if self._timed else "(coro)"
+                raise TypeError(
+                    f"aschedule() on a Manager of {self._kind_name()} takes {form}"
+                )
+            first: Any = self.schedulers[0]
+            timestamp = 0.0 if when is None else first._future_timestamp(when)
+
+            def push() -> Task[T]:
+                scheduler = self._pick()
+                task: Task[T]
+                if when is None:
+                    task = scheduler._push(coro, None)
+                else:
+                    deadline = timestamp - scheduler._wall_offset
+                    task = scheduler._push(coro, None, when, deadline)
+                return task
+
+            return await room_of(self).admit(push)
+        except BaseException:
+            coro.close()
+            raise
+
+    def cancel(self, task: Task[Any]) -> bool:
         """Cancel *task* if one of this manager's schedulers owns it.
 
         :return: ``True`` if the cancellation was delivered; ``False`` if the
@@ -195,6 +390,40 @@ class Manager(Hosted, Generic[SchedulerT]):
             return False
         return owner._cancel_task(task)
 
+    # -- seeing what is there ----------------------------------------------------
+
+    def statistics(self) -> SchedulerStatistics:
+        """Return the pending and running jobs over all schedulers, and the
+        Manager's ``max_tasks``. ::
+
+            print(manager.statistics())
+
+        .. versionadded:: 2.0
+        """
+        each = [scheduler.statistics() for scheduler in self.schedulers]
+        return SchedulerStatistics(
+            pending=sum(stats.pending for stats in each),
+            running=sum(stats.running for stats in each),
+            max_tasks=self._max_tasks,
+        )
+
+    def pending_tasks(self) -> list[Task[Any]]:
+        """Return the pending tasks of all schedulers.
+
+        For timed schedulers, merged by due time (ties: the first scheduler's
+        first). For queued ones, which have no order across schedulers, each
+        scheduler's in turn, in its own order. O(n log n). ::
+
+            for task in manager.pending_tasks():
+                print(task)
+
+        .. versionadded:: 2.0
+        """
+        lists = [scheduler.pending_tasks() for scheduler in self.schedulers]
+        if self._timed:
+            return merge_by_due(lists)
+        return [task for tasks in lists for task in tasks]
+
     # -- lifecycle --------------------------------------------------------------
 
     @property
@@ -203,6 +432,8 @@ class Manager(Hosted, Generic[SchedulerT]):
 
         .. versionadded:: 2.0
         """
+        if self._closed:
+            return False
         return any(scheduler.is_started for scheduler in self.schedulers)
 
     def _claim(self) -> None:
@@ -214,8 +445,7 @@ class Manager(Hosted, Generic[SchedulerT]):
         self._claimed = True
 
     def _unclaim(self) -> None:
-        for scheduler in self.schedulers:
-            scheduler._request_close()
+        self._request_close()
 
     def start(self) -> None:
         """Start every scheduler in the background on the running asyncio loop (1.x).
@@ -251,6 +481,39 @@ class Manager(Hosted, Generic[SchedulerT]):
             await scheduler._start_in(group)
 
     def _request_close(self) -> None:
+        self._mark_closed()
+        for scheduler in self.schedulers:
+            scheduler._request_close()
+
+    def _mark_closed(self) -> None:
+        self._closed = True
+        self._guarded = True
+
+    def _child_closed(self, child: BaseScheduler) -> None:
+        """A scheduler of ours was marked closed: close the others, say why.
+
+        Structured concurrency: one part failing stops the whole, loudly.
+        Otherwise the stopped scheduler, with load 0, would get every later
+        job and refuse it while the others still serve.
+        """
+        if self._closed:
+            return  # our own close, or already handled
+        self._mark_closed()
+        failure = child._failures[0] if child._failures else None
+        what = (
+            f"scheduler {child._slot} ({type(child).__name__}) of this Manager stopped"
+        )
+        if failure is not None:
+            why = f"a job failed with {failure!r} and on_error='raise'"
+        elif child.is_started:
+            why = "it was closed"
+        else:
+            why = "its serving task ended (cancelled)"
+        self._closed_reason = (
+            f"Manager is closed: {what}: {why}; so all of its schedulers "
+            "were closed. Create a new Manager to schedule more jobs"
+        )
+        self._closed_cause = failure
         for scheduler in self.schedulers:
             scheduler._request_close()
 
@@ -260,11 +523,25 @@ class Manager(Hosted, Generic[SchedulerT]):
             for scheduler in self.schedulers:
                 await scheduler.join()
 
-    async def aclose(self) -> None:
+    # ASYNC109: timeout is a grace period for the jobs, not a deadline on
+    # the caller (aclose still returns only once every job has ended).
+    async def aclose(
+        self,
+        *,
+        drain: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
         """Close every scheduler: cancel pending and running jobs, wait for them.
 
-        Idempotent.
+        Idempotent. ``drain`` and ``timeout`` work as for
+        :meth:`TimedScheduler.aclose`, with one deadline for all schedulers::
+
+            await manager.aclose(drain=True, timeout=30)
         """
+        if drain or timeout is not None:
+            seconds = check_drain_timeout(drain, timeout)
+            self._mark_closed()  # our own close: no "a scheduler stopped"
+            await drain_jobs(self.schedulers, seconds)
         self._request_close()
         for scheduler in self.schedulers:
             await scheduler.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Coroutine
 from itertools import count
-from typing import Any, TypeVarTuple, Unpack
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from . import backends
 from ._callables import NOTHING_CHECKED as _NOTHING_CHECKED
@@ -13,10 +13,12 @@ from ._callables import check_async_fn, check_coroutine
 from ._queues import FifoQueue, LifoQueue
 from ._scheduler import BaseScheduler, ErrorHandler
 from ._task import RUNNING, QueuedTask, Task
+from ._waiting import room_of
 
 __all__ = ["LifoQueuedScheduler", "QueuedScheduler"]
 
 PosArgsT = TypeVarTuple("PosArgsT")
+T = TypeVar("T")
 
 # Jobs that never await would otherwise keep the serving task on the loop for
 # the whole queue; yield to other tasks this often.
@@ -56,7 +58,7 @@ class QueuedScheduler(BaseScheduler):
     def _new_queue(self) -> FifoQueue | LifoQueue:
         return FifoQueue()
 
-    def schedule(self, coro: Coroutine[Any, Any, Any]) -> Task:
+    def schedule(self, coro: Coroutine[Any, Any, T]) -> Task[T]:
         """Enqueue the coroutine object *coro* (the 1.x form).
 
         :raises TypeError: if *coro* is not a coroutine object
@@ -72,10 +74,10 @@ class QueuedScheduler(BaseScheduler):
 
     def start_soon(
         self,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Enqueue ``async_fn(*args)``; the coroutine is created when its turn comes.
 
         :raises TypeError: if *async_fn* is not an async function
@@ -87,7 +89,45 @@ class QueuedScheduler(BaseScheduler):
             self._checked_fn = async_fn
         return self._push(async_fn, args)
 
-    def _push(self, callback: Any, args: tuple[Any, ...] | None) -> Task:
+    async def astart_soon(
+        self,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_soon`, but wait for room instead of raising
+        :exc:`TaskLimitReached` when ``max_tasks`` is reached.
+
+        Callers wait in FIFO order; without ``max_tasks`` it never waits. ::
+
+            for url in urls:
+                await scheduler.astart_soon(fetch, url)
+
+        :raises SchedulerClosed: if the scheduler is or gets closed
+
+        .. versionadded:: 2.0
+        """
+        check_async_fn(async_fn)
+        return await room_of(self).admit(lambda: self._push(async_fn, args))
+
+    async def aschedule(self, coro: Coroutine[Any, Any, T]) -> Task[T]:
+        """As :meth:`schedule`, but wait for room (see :meth:`astart_soon`).
+
+        The coroutine is closed if it is rejected, or if the caller is
+        cancelled while waiting. ::
+
+            task = await scheduler.aschedule(work(1))
+
+        .. versionadded:: 2.0
+        """
+        check_coroutine(coro)
+        try:
+            return await room_of(self).admit(lambda: self._push(coro, None))
+        except BaseException:
+            coro.close()
+            raise
+
+    def _push(self, callback: Any, args: tuple[Any, ...] | None) -> Task[Any]:
         if self._current_loop() != self._loop:
             self._bind()
         if self._closed or self._max_tasks is not None:
@@ -104,7 +144,7 @@ class QueuedScheduler(BaseScheduler):
         pop = pending.pop
         run_inline = engine.run_inline
 
-        def next_task() -> Task | None:
+        def next_task() -> Task[Any] | None:
             task = pop()
             if task is not None:
                 task._state = RUNNING

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Iterator
 from itertools import count
 from operator import attrgetter
-from typing import Protocol
+from typing import Any, Protocol
 
 from ._task import PENDING, Task, TimedTask
 
@@ -35,7 +35,7 @@ class PendingJobs(Protocol):
     _garbage: int
     _compact_above: int
 
-    def discard(self, task: Task) -> None:
+    def discard(self, task: Task[Any]) -> None:
         """Account for *task*, already marked cancelled, as garbage."""
         ...
 
@@ -43,7 +43,7 @@ class PendingJobs(Protocol):
         """Drop the garbage if it outnumbers the live tasks."""
         ...
 
-    def drain(self) -> Iterator[Task]:
+    def drain(self) -> Iterator[Task[Any]]:
         """Empty the container, yielding every live task."""
         ...
 
@@ -72,7 +72,7 @@ class _LazyDeletion:
         """Drop every cancelled entry (in place: callers hold bound methods)."""
         raise NotImplementedError
 
-    def discard(self, task: Task) -> None:
+    def discard(self, task: Task[Any]) -> None:
         """Account for *task*, already marked cancelled, as garbage."""
         self._garbage += 1
         if self._garbage > self._compact_above:
@@ -175,7 +175,7 @@ class DeadlineHeap(_LazyDeletion):
         self._ready.clear()
         self._ready.extend(live)
 
-    def drain(self) -> Iterator[Task]:
+    def drain(self) -> Iterator[Task[Any]]:
         ready, entries = self._ready, self._entries
         self._ready, self._entries, self._garbage = deque(), [], 0
         for task in ready:
@@ -214,7 +214,7 @@ class _SequenceQueue(_LazyDeletion):
 
     def __init__(self) -> None:
         super().__init__()
-        self._entries: deque[Task] = deque()
+        self._entries: deque[Task[Any]] = deque()
 
     def __len__(self) -> int:
         return len(self._entries) - self._garbage
@@ -227,7 +227,7 @@ class _SequenceQueue(_LazyDeletion):
         self._entries.clear()
         self._entries.extend(live)
 
-    def drain(self) -> Iterator[Task]:
+    def drain(self) -> Iterator[Task[Any]]:
         entries, self._entries, self._garbage = self._entries, deque(), 0
         for task in entries:
             if task._state == PENDING:
@@ -239,7 +239,7 @@ class FifoQueue(_SequenceQueue):
 
     __slots__ = ()
 
-    def pop(self) -> Task | None:
+    def pop(self) -> Task[Any] | None:
         """Remove and return the oldest live task, or ``None`` if empty."""
         entries = self._entries
         while entries:
@@ -255,7 +255,7 @@ class LifoQueue(_SequenceQueue):
 
     __slots__ = ()
 
-    def pop(self) -> Task | None:
+    def pop(self) -> Task[Any] | None:
         """Remove and return the newest live task, or ``None`` if empty."""
         entries = self._entries
         while entries:

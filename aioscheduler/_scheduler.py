@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from . import backends
+from . import _drain, backends
 from ._exceptions import SchedulerClosed, TaskLimitReached
+from ._introspect import SchedulerStatistics, pending_in_order
 from ._lifecycle import Hosted, HostedFailures
 from ._queues import PendingJobs
 from ._task import CANCELLED, FAILED, FINISHED, PENDING, RUNNING, Task
 from ._time import naive_to_utc
+from ._waiting import Room
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -41,7 +43,7 @@ logger = logging.getLogger("aioscheduler")
 
 #: ``on_error``: a plain function called as ``handler(task, exception)``, or
 #: ``"raise"`` for strict structured-concurrency behaviour.
-ErrorHandler: TypeAlias = Callable[[Task, Exception], object] | Literal["raise"]
+ErrorHandler: TypeAlias = Callable[[Task[Any], Exception], object] | Literal["raise"]
 
 
 class _RunState(enum.Enum):
@@ -138,13 +140,18 @@ class BaseScheduler(Hosted):
         self._idle_event: anyio.Event | None = None
         # Events of tasks someone awaits (Task.wait): rare, so kept here
         # rather than in a slot of every task.
-        self._waiters: dict[Task, anyio.Event] = {}
+        self._waiters: dict[Task[Any], anyio.Event] = {}
         self._stopped_event: anyio.Event | None = None
         # Pending + running jobs. A one-slot list so that a Manager can share
         # one list between its schedulers and find the least loaded in C.
         self._loads = [0]
         self._slot = 0
         self._manager: Manager[Any] | None = None
+        # Back-pressure (see _waiting): the Rooms whose callers wait for a
+        # slot here. Empty unless someone waits, so a freed slot costs one
+        # attribute test.
+        self._rooms: list[Room] = []
+        self._room: Room | None = None
 
     def __del__(self) -> None:
         # As asyncio says of a pending task destroyed: jobs added to a
@@ -226,25 +233,25 @@ class BaseScheduler(Hosted):
 
     # -- the job runner (called by engines) -----------------------------------
 
-    def _job_coroutine(self, task: Task) -> Coroutine[Any, Any, Any]:
+    def _job_coroutine(self, task: Task[Any]) -> Coroutine[Any, Any, Any]:
         args = task._args
         if args is None:
             return task.callback  # type: ignore[return-value]
         return task.callback(*args)  # type: ignore[operator]
 
-    def _job_finished(self, task: Task, value: Any) -> None:
+    def _job_finished(self, task: Task[Any], value: Any) -> None:
         task._state = FINISHED
         task._outcome = value
         self._settle(task)
 
-    def _job_failed(self, task: Task, exc: BaseException) -> None:
+    def _job_failed(self, task: Task[Any], exc: BaseException) -> None:
         task._state = FAILED
         task._outcome = (exc, exc.__traceback__)
         self._settle(task)
         if isinstance(exc, Exception):
             self._report(task, exc)
 
-    def _job_cancelled(self, task: Task) -> None:
+    def _job_cancelled(self, task: Task[Any]) -> None:
         task._state = CANCELLED
         if task._args is None:
             # Coroutine form: close it in case it never started, so Python
@@ -253,7 +260,7 @@ class BaseScheduler(Hosted):
             task.callback.close()  # type: ignore[union-attr]
         self._settle(task)
 
-    def _settle(self, task: Task) -> None:
+    def _settle(self, task: Task[Any]) -> None:
         if self._waiters:
             waiter = self._waiters.pop(task, None)
             if waiter is not None:
@@ -263,6 +270,15 @@ class BaseScheduler(Hosted):
         loads[slot] -= 1
         if not loads[slot] and self._idle_event is not None:
             self._settle_idle()
+        if self._rooms:
+            self._room_freed()
+
+    def _room_freed(self) -> None:
+        for room in self._rooms:
+            room.freed()
+
+    def _new_room(self) -> Room:
+        return Room((self,), lambda: self._closed)
 
     def _settle_idle(self) -> None:
         idle = self._idle_event
@@ -270,7 +286,7 @@ class BaseScheduler(Hosted):
         self._idle_event = None
         idle.set()
 
-    def _report(self, task: Task, exc: Exception) -> None:
+    def _report(self, task: Task[Any], exc: Exception) -> None:
         on_error = self._on_error
         if on_error is None:
             logger.error(
@@ -289,7 +305,7 @@ class BaseScheduler(Hosted):
 
     # -- cancelling -----------------------------------------------------------
 
-    def cancel(self, task: Task) -> bool:
+    def cancel(self, task: Task[Any]) -> bool:
         """Cancel *task*.
 
         A pending job never runs; a running job is cancelled.
@@ -306,7 +322,7 @@ class BaseScheduler(Hosted):
             return False
         return self._cancel_task(task)
 
-    def _cancel_task(self, task: Task) -> bool:
+    def _cancel_task(self, task: Task[Any]) -> bool:
         if self._current_loop() != self._loop:
             self._bind()  # raises: cancelling from another thread is not safe
         state = task._state
@@ -328,6 +344,8 @@ class BaseScheduler(Hosted):
                 loads[slot] -= 1
                 if not loads[slot] and self._idle_event is not None:
                     self._settle_idle()
+                if self._rooms:
+                    self._room_freed()
             return True
         if state == RUNNING:
             engine = self._engine
@@ -336,10 +354,44 @@ class BaseScheduler(Hosted):
             return True
         return False
 
-    def _job_cancelled_pending(self, task: Task) -> None:
+    def _job_cancelled_pending(self, task: Task[Any]) -> None:
         if task._args is None:
             task.callback.close()  # type: ignore[union-attr]
         self._settle(task)
+
+    # -- seeing what is there (see _introspect) ------------------------------
+
+    def statistics(self) -> SchedulerStatistics:
+        """Return how many jobs are pending and running now, and the limit.
+
+        Cheap: computed from counts the scheduler keeps anyway. ::
+
+            stats = scheduler.statistics()
+            if stats.pending > 1000:
+                ...
+
+        .. versionadded:: 2.0
+        """
+        pending = len(self._pending)
+        return SchedulerStatistics(
+            pending=pending,
+            running=self._loads[self._slot] - pending,
+            max_tasks=self._max_tasks,
+        )
+
+    def pending_tasks(self) -> list[Task[Any]]:
+        """Return the pending tasks, in the order they are due to start.
+
+        Timed schedulers: by due time, ties in scheduling order. Queued: in
+        scheduling order; LIFO: newest first. A new list each time, made in
+        O(n) (O(n log n) for timed schedulers). ::
+
+            for task in scheduler.pending_tasks():
+                print(task)
+
+        .. versionadded:: 2.0
+        """
+        return pending_in_order(self._pending)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -496,6 +548,7 @@ class BaseScheduler(Hosted):
             return
         self._closing = True
         self._closed = True  # stop taking jobs now, not once the serving task ends
+        self._on_closed()
         # Cancel now rather than when the serving task next runs: a job the
         # loop was handed but has not stepped yet must end cancelled, never
         # start (Trio may step it before the serving task sees the cancel).
@@ -507,12 +560,38 @@ class BaseScheduler(Hosted):
         if scope is not None:
             scope.cancel()
 
-    async def aclose(self) -> None:
+    # ASYNC109: timeout is a grace period for the jobs, not a deadline on
+    # the caller (aclose still returns only once every job has ended).
+    async def aclose(
+        self,
+        *,
+        drain: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
         """Stop taking jobs, cancel pending and running jobs, and wait for them.
 
         Idempotent. Afterwards :attr:`is_started` is ``False`` and scheduling
         raises :exc:`SchedulerClosed`.
+
+        With ``drain=True``, running jobs are not cancelled but allowed to
+        finish, for at most *timeout* seconds of the loop clock (``None``: no
+        limit), after which those still running are cancelled. Pending jobs
+        are cancelled either way, and scheduling raises
+        :exc:`SchedulerClosed` from the call on. If the caller is cancelled
+        while draining, the running jobs are cancelled too. ::
+
+            await scheduler.aclose(drain=True, timeout=30)
+
+        :raises TypeError: if *timeout* is not a number or ``None``, or is
+            given without ``drain=True``
+        :raises ValueError: if *timeout* is negative
+
+        .. versionchanged:: 2.0
+           ``drain`` and ``timeout``.
         """
+        if drain or timeout is not None:
+            seconds = _drain.check_drain_timeout(drain, timeout)
+            await _drain.drain((self,), seconds)
         self._request_close()
         if self._stopped:
             return
@@ -521,9 +600,32 @@ class BaseScheduler(Hosted):
             stopped = self._stopped_event = anyio.Event()
         await stopped.wait()
 
+    def _stop_taking(self) -> None:
+        """Refuse new jobs and cancel pending ones; running ones go on (drain)."""
+        if self._run_state is _INITIAL:
+            self._request_close()  # nothing runs: closed for good at once
+            return
+        self._closed = True
+        self._on_closed()
+        self._cancel_pending()
+
     def _set_closed(self) -> None:
         self._run_state = _CLOSED
         self._closed = True
+        self._on_closed()
+
+    def _on_closed(self) -> None:
+        """Tell whoever watches this scheduler that it takes no more jobs.
+
+        Called each time it is marked closed (so possibly more than once):
+        its Manager stops as a whole rather than route to a closed scheduler.
+        """
+        if self._rooms:
+            for room in list(self._rooms):
+                room.wake_all()
+        manager = self._manager
+        if manager is not None:
+            manager._child_closed(self)
 
     def _unclaim(self) -> None:
         self._set_closed()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, NoReturn, TypeVar
 from uuid import UUID, uuid4
 
 import anyio
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Task"]
 
+#: What the job returns. Covariant: a ``Task[int]`` is a ``Task[object]``.
+T_co = TypeVar("T_co", covariant=True)
+
 # Task states. Plain ints rather than an Enum: they are compared on every
 # dispatch and completion, and an int compare is the cheapest Python has.
 PENDING: Final = 0
@@ -28,7 +31,7 @@ CANCELLED: Final = 4
 _STATE_NAMES: Final = ("pending", "running", "finished", "failed", "cancelled")
 
 
-class Task:
+class Task(Generic[T_co]):
     """A handle on one scheduled job.
 
     Every scheduling call (``schedule``, ``start_at``, ``start_after``,
@@ -37,6 +40,11 @@ class Task:
     returned), *failed* (it raised) or *cancelled*.
 
     Tasks are created by schedulers only; never instantiate one yourself.
+
+    ``Task`` is generic in what the job returns: ``start_after(1, fetch,
+    url)`` with ``async def fetch(url: str) -> bytes`` gives a
+    ``Task[bytes]``, so ``await task.wait()`` and ``task.result()`` are typed
+    ``bytes`` for type checkers.
 
     Example::
 
@@ -136,6 +144,21 @@ class Task:
 
     # -- state --------------------------------------------------------------
 
+    def pending(self) -> bool:
+        """Return ``True`` while the job has not started (nor been cancelled).
+
+        .. versionadded:: 2.0
+        """
+        return self._state == PENDING
+
+    def running(self) -> bool:
+        """Return ``True`` while the job runs, as
+        :meth:`concurrent.futures.Future.running` does.
+
+        .. versionadded:: 2.0
+        """
+        return self._state == RUNNING
+
     def done(self) -> bool:
         """Return ``True`` once the task has finished, failed or been cancelled."""
         return self._state > RUNNING
@@ -156,7 +179,7 @@ class Task:
         """
         return self._owner._cancel_task(self)
 
-    def result(self) -> Any:
+    def result(self) -> T_co:
         """Return what the job returned.
 
         :raises RuntimeError: if the task is not done yet
@@ -165,7 +188,8 @@ class Task:
         """
         state = self._state
         if state == FINISHED:
-            return self._outcome
+            value: T_co = self._outcome
+            return value
         if state == FAILED:
             exc, tb = self._outcome
             raise exc.with_traceback(tb)
@@ -184,9 +208,8 @@ class Task:
             value: BaseException = self._outcome[0]
             return value
         self._raise_unless_done()
-        return None  # pragma: no cover - _raise_unless_done always raises
 
-    async def wait(self) -> Any:
+    async def wait(self) -> T_co:
         """Wait until the task is done, then return its result.
 
         :return: what the job returned
@@ -201,7 +224,7 @@ class Task:
             await waiter.wait()
         return self.result()
 
-    def _raise_unless_done(self) -> None:
+    def _raise_unless_done(self) -> NoReturn:
         if self._state == CANCELLED:
             raise TaskCancelled(f"{self!r} was cancelled")
         raise RuntimeError(
@@ -209,9 +232,15 @@ class Task:
         )
 
     def __repr__(self) -> str:
-        callback = self.callback
-        name = getattr(callback, "__qualname__", None) or repr(callback)
-        return f"<Task {name} {_STATE_NAMES[self._state]} priority={self.priority!r}>"
+        """``<Task work(1, 'abc') pending due=2026-12-04T18:16:22.537Z>``.
+
+        The function and its arguments (shortened), the state, and the due
+        time (aware UTC, ISO 8601) or, for queued jobs, the sequence number.
+        Never raises, whatever the arguments' own ``repr`` does.
+        """
+        from ._introspect import describe  # (a cycle at import time)
+
+        return describe(self, _STATE_NAMES[self._state])
 
 
 class _Named(NamedTuple):
@@ -230,7 +259,7 @@ _SLOTS = (
 )
 
 
-class TimedTask(float, Task):
+class TimedTask(float, Task[Any]):
     """A timed job: a :class:`Task` that *is* its loop-clock deadline.
 
     Millions of these may wait in a heap. Being a ``float`` (whose value is
@@ -287,7 +316,7 @@ def new_timed_task(
     return task
 
 
-class QueuedTask(Task):
+class QueuedTask(Task[Any]):
     """A queued job; its ``priority`` is its sequence number."""
 
     __slots__ = _SLOTS

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVarTuple, Unpack
+from typing import Any, Final, TypeVar, TypeVarTuple, Unpack
 
 from . import backends
 from ._callables import NOTHING_CHECKED as _NOTHING_CHECKED
@@ -16,10 +16,12 @@ from ._queues import DeadlineHeap
 from ._scheduler import BaseScheduler, ErrorHandler
 from ._task import RUNNING, Task, new_timed_task
 from ._time import MAX_TIMESTAMP, delay_seconds, past_message, timestamp_of
+from ._waiting import room_of
 
 __all__ = ["TimedScheduler"]
 
 PosArgsT = TypeVarTuple("PosArgsT")
+T = TypeVar("T")
 
 # Start at most this many due jobs before letting them run: a burst of 100k
 # due jobs then starts its first job within a millisecond, not after all
@@ -73,7 +75,7 @@ class TimedScheduler(BaseScheduler):
         # in runs of the same function, and the check is the costly part.
         self._checked_fn: object = _NOTHING_CHECKED
 
-    def schedule(self, coro: Coroutine[Any, Any, Any], when: datetime) -> Task:
+    def schedule(self, coro: Coroutine[Any, Any, T], when: datetime) -> Task[T]:
         """Run the coroutine object *coro* at *when* (the 1.x form).
 
         :raises TypeError: if *coro* is not a coroutine object or *when* is
@@ -93,10 +95,10 @@ class TimedScheduler(BaseScheduler):
     def start_at(
         self,
         when: datetime,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Run ``async_fn(*args)`` at *when*.
 
         The coroutine is created only when the job is due.
@@ -117,10 +119,10 @@ class TimedScheduler(BaseScheduler):
     def start_after(
         self,
         delay: float | timedelta,
-        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
         /,
         *args: *PosArgsT,
-    ) -> Task:
+    ) -> Task[T]:
         """Run ``async_fn(*args)`` after *delay* seconds (or a ``timedelta``).
 
         :raises TypeError: if *delay* is not a number or timedelta, or
@@ -142,12 +144,92 @@ class TimedScheduler(BaseScheduler):
             )
         return self._push(async_fn, args, None, deadline)
 
+    # -- waiting for room (see _waiting) -------------------------------------
+
+    async def astart_at(
+        self,
+        when: datetime,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_at`, but wait for room instead of raising
+        :exc:`TaskLimitReached` when ``max_tasks`` is reached.
+
+        Callers wait in FIFO order. The arguments are checked at once, and
+        the due time is fixed at the call: if it passes while waiting, the
+        job runs as soon as it is admitted. Without ``max_tasks`` it never
+        waits. ::
+
+            task = await scheduler.astart_at(when, work, 1)
+
+        :raises SchedulerClosed: if the scheduler is or gets closed
+
+        .. versionadded:: 2.0
+        """
+        timestamp = self._future_timestamp(when)
+        check_async_fn(async_fn)
+        return await room_of(self).admit(
+            lambda: self._push(async_fn, args, when, timestamp - self._wall_offset)
+        )
+
+    async def astart_after(
+        self,
+        delay: float | timedelta,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        /,
+        *args: *PosArgsT,
+    ) -> Task[T]:
+        """As :meth:`start_after`, but wait for room (see :meth:`astart_at`).
+
+        The delay counts from the call, not from the job's admission. ::
+
+            task = await scheduler.astart_after(5, work, 1)
+
+        .. versionadded:: 2.0
+        """
+        if self._current_loop() != self._loop:
+            self._bind()
+        check_async_fn(async_fn)
+        deadline = self._clock() + delay_seconds(delay)
+        return await room_of(self).admit(
+            lambda: self._push(async_fn, args, None, deadline)
+        )
+
+    async def aschedule(self, coro: Coroutine[Any, Any, T], when: datetime) -> Task[T]:
+        """As :meth:`schedule`, but wait for room (see :meth:`astart_at`).
+
+        The coroutine is closed if it is rejected, or if the caller is
+        cancelled while waiting. ::
+
+            task = await scheduler.aschedule(work(1), when)
+
+        .. versionadded:: 2.0
+        """
+        check_coroutine(coro)
+        try:
+            timestamp = self._future_timestamp(when)
+            return await room_of(self).admit(
+                lambda: self._push(coro, None, when, timestamp - self._wall_offset)
+            )
+        except BaseException:
+            coro.close()
+            raise
+
+    def _future_timestamp(self, when: datetime) -> float:
+        if self._current_loop() != self._loop:
+            self._bind()
+        timestamp = timestamp_of(when, self._prefer_utc)
+        if timestamp < _wall_clock():
+            raise ValueError("May only be in the future.")
+        return timestamp
+
     def _at(
         self,
         when: datetime,
         callback: Any,
         args: tuple[Any, ...] | None,
-    ) -> Task:
+    ) -> Task[Any]:
         # The hot path of start_at and schedule: kept flat on purpose.
         if self._current_loop() != self._loop:
             self._bind()
@@ -170,7 +252,7 @@ class TimedScheduler(BaseScheduler):
         args: tuple[Any, ...] | None,
         priority: datetime | None,
         deadline: float,
-    ) -> Task:
+    ) -> Task[Any]:
         if self._closed or self._max_tasks is not None:
             self._check_open()
         pending = self._pending

@@ -37,13 +37,13 @@ def leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def add(scheduler: Any, async_fn: AsyncFn, *args: Any) -> Task:
+def add(scheduler: Any, async_fn: AsyncFn, *args: Any) -> Task[Any]:
     """Schedule a job to run as soon as possible (callable form).
 
     *scheduler* is a scheduler or a Manager.
     """
     kind = scheduler.schedulers[0] if isinstance(scheduler, Manager) else scheduler
-    task: Task
+    task: Task[Any]
     if isinstance(kind, TimedScheduler):
         task = scheduler.start_after(0, async_fn, *args)
     else:
@@ -122,11 +122,11 @@ class TestOnErrorCallable:
         self, kind: type[Scheduler], caplog: pytest.LogCaptureFixture
     ) -> None:
         caplog.set_level(logging.DEBUG, logger="aioscheduler")
-        seen: list[tuple[Task, Exception]] = []
+        seen: list[tuple[Task[Any], Exception]] = []
         error = Boom("handled")
         log: list[str] = []
 
-        def on_error(task: Task, exc: Exception) -> None:
+        def on_error(task: Task[Any], exc: Exception) -> None:
             seen.append((task, exc))
 
         async with kind(on_error=on_error) as scheduler:
@@ -140,7 +140,7 @@ class TestOnErrorCallable:
     async def test_task_already_done_when_called(self, kind: type[Scheduler]) -> None:
         states: list[tuple[bool, BaseException | None]] = []
 
-        def on_error(task: Task, exc: Exception) -> None:
+        def on_error(task: Task[Any], exc: Exception) -> None:
             states.append((task.done(), task.exception()))
 
         error = Boom("x")
@@ -155,7 +155,7 @@ class TestOnErrorCallable:
         callback_error = RuntimeError("handler broke")
         calls: list[Exception] = []
 
-        def on_error(task: Task, exc: Exception) -> None:
+        def on_error(task: Task[Any], exc: Exception) -> None:
             calls.append(exc)
             raise callback_error
 
@@ -179,7 +179,7 @@ class TestOnErrorCallable:
         assert later.result() == "later"
 
     def test_on_error_is_keyword_only(self) -> None:
-        def on_error(task: Task, exc: Exception) -> None:
+        def on_error(task: Task[Any], exc: Exception) -> None:
             pass
 
         with pytest.raises(TypeError):
@@ -202,7 +202,7 @@ class TestOnErrorRaise:
         error = Boom("strict")
         log: list[str] = []
         started = anyio.Event()
-        tasks: dict[str, Task] = {}
+        tasks: dict[str, Task[Any]] = {}
         scheduler = kind(on_error="raise")
 
         async def block() -> None:
@@ -258,7 +258,7 @@ class TestOnErrorRaise:
         error = Boom("via task group")
         scheduler = kind(on_error="raise")
         other_cancelled = False
-        tasks: list[Task] = []
+        tasks: list[Task[Any]] = []
 
         async def serve() -> None:
             nonlocal other_cancelled
@@ -280,9 +280,9 @@ class TestOnErrorRaise:
         error = Boom("manager strict")
         log: list[str] = []
         manager = Manager(3, cls=TimedScheduler, on_error="raise")
-        slow: list[Task] = []
+        slow: list[Task[Any]] = []
 
-        failing: list[Task] = []
+        failing: list[Task[Any]] = []
 
         async def serve() -> None:
             async with manager:
@@ -312,7 +312,7 @@ class TestOneFailureStopsNothing:
     ) -> None:
         caplog.set_level(logging.ERROR, logger="aioscheduler")
         log: list[str] = []
-        tasks: list[tuple[bool, Task]] = []
+        tasks: list[tuple[bool, Task[Any]]] = []
         async with kind() as scheduler:
             for n in range(30):
                 if n % 3 == 0:
@@ -363,10 +363,10 @@ class TestOneFailureStopsNothing:
 
 def run_until_base_exception(
     anyio_backend: BackendParam, kind: type[Scheduler], exc: BaseException
-) -> tuple[BaseException, Task, Task]:
+) -> tuple[BaseException, Task[Any], Task[Any]]:
     """Run a scheduler whose job raises *exc*; return what escaped and tasks."""
     name, options = anyio_backend
-    tasks: list[Task] = []
+    tasks: list[Task[Any]] = []
 
     async def main() -> None:
         async with kind() as scheduler:
@@ -419,7 +419,7 @@ class TestBaseExceptions:
     ) -> None:
         use_engine(monkeypatch, engine)
         exc = exc_type()
-        tasks: list[Task] = []
+        tasks: list[Task[Any]] = []
 
         async def main() -> None:
             scheduler = kind()

@@ -208,7 +208,7 @@ class TestLoopEnding:
         caplog.set_level(logging.DEBUG)
         log: list[str] = []
         coros: list[Coroutine[Any, Any, Any]] = []
-        tasks: list[Task] = []
+        tasks: list[Task[Any]] = []
         loop_tasks: set[asyncio.Task[Any]] = set()
 
         all_started = asyncio.Event()

@@ -75,9 +75,9 @@ def is_timed(kind: str) -> bool:
     return kind.endswith("timed")
 
 
-def add(front: Any, kind: str, fn: AsyncFn, *args: Any, delay: float = 0) -> Task:
+def add(front: Any, kind: str, fn: AsyncFn, *args: Any, delay: float = 0) -> Task[Any]:
     """Schedule ``fn(*args)``: after *delay* on timed kinds, queued otherwise."""
-    task: Task
+    task: Task[Any]
     if is_timed(kind):
         task = front.start_after(delay, fn, *args)
     else:
@@ -85,9 +85,9 @@ def add(front: Any, kind: str, fn: AsyncFn, *args: Any, delay: float = 0) -> Tas
     return task
 
 
-def add_coro(front: Any, kind: str, coro: Coroutine[Any, Any, Any]) -> Task:
+def add_coro(front: Any, kind: str, coro: Coroutine[Any, Any, Any]) -> Task[Any]:
     """Schedule a coroutine object (1.x form); timed ones a second from now."""
-    task: Task
+    task: Task[Any]
     if is_timed(kind):
         task = front.schedule(coro, datetime.now(UTC) + timedelta(seconds=1))
     else:
@@ -102,7 +102,7 @@ def leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def state(task: Task) -> str:
+def state(task: Task[Any]) -> str:
     if not task.done():
         return "not done"
     if task.cancelled():
@@ -206,10 +206,10 @@ class TestJobExceptions:
     async def test_kept_on_the_task_and_the_scheduler_goes_on(
         self, kind: str, factory: Callable[[], Exception]
     ) -> None:
-        reports: list[tuple[Task, Exception]] = []
+        reports: list[tuple[Task[Any], Exception]] = []
         raised = [factory() for _ in range(3)]
 
-        def on_error(task: Task, exc: Exception) -> None:
+        def on_error(task: Task[Any], exc: Exception) -> None:
             reports.append((task, exc))
 
         async with make(kind, on_error=on_error) as front:
@@ -252,7 +252,7 @@ class TestJobExceptions:
         """TaskCancelled is not the loop's cancellation: the waiter *fails*."""
         errors: list[Exception] = []
 
-        async def waits_for(task: Task) -> None:
+        async def waits_for(task: Task[Any]) -> None:
             await task.wait()
 
         async with make(kind, on_error=lambda task, exc: errors.append(exc)) as front:
@@ -309,9 +309,9 @@ class TestBaseExceptionsPropagate:
     ) -> None:
         name, options = anyio_backend
         exc = exc_type()
-        fatal_task: list[Task] = []
-        busy_tasks: list[Task] = []
-        late_tasks: list[Task] = []
+        fatal_task: list[Task[Any]] = []
+        busy_tasks: list[Task[Any]] = []
+        late_tasks: list[Task[Any]] = []
         late_starts: list[int] = []
 
         async def fatal() -> None:
@@ -367,7 +367,7 @@ class TestStrayCancelledError:
         self, monkeypatch: pytest.MonkeyPatch, kind: str, engine: str, how: str
     ) -> None:
         use_engine(monkeypatch, engine)
-        tasks: list[Task] = []
+        tasks: list[Task[Any]] = []
 
         async def victim() -> None:
             if how == "raises":
@@ -617,7 +617,7 @@ class TestAcloseMidBurst:
         front = make(front_kind)
         async with anyio.create_task_group() as group:
             await group.start(front.run)
-            tasks: list[Task] = []
+            tasks: list[Task[Any]] = []
             for n in range(BURST):
                 if n % 10 == 0:
                     coro = job(n)
@@ -699,7 +699,11 @@ class TestEnclosingScopeCancelledWhileJobsStart:
         assert ran < count
         assert states.count("finished") + states.count("cancelled") == count
         if trigger == "by-a-job":
-            assert ran > 300
+            # Job 300 ran (it cancelled the scope). Jobs that other schedulers
+            # of a Manager had handed to the loop may or may not take a first
+            # step: the first scheduler to stop closes the others at once.
+            assert starts[300] == 1
+            assert ran >= 256 if front_kind == "manager-timed" else ran > 300
             assert tasks[300].cancelled()
 
 
@@ -709,7 +713,7 @@ class TestEnclosingScopeCancelledWhileJobsStart:
 class TestSchedulingFromOnError:
     async def test_retries_run_and_the_exit_waits_for_them(self, kind: str) -> None:
         attempts: dict[int, int] = {}
-        retried: list[Task] = []
+        retried: list[Task[Any]] = []
 
         async def flaky(n: int) -> int:
             attempts[n] = attempts.get(n, 0) + 1
@@ -718,7 +722,7 @@ class TestSchedulingFromOnError:
                 raise ConnectionError(n)
             return n
 
-        def retry(task: Task, exc: Exception) -> None:
+        def retry(task: Task[Any], exc: Exception) -> None:
             (n,) = exc.args
             retried.append(add(front, kind, flaky, n, delay=1))
 
@@ -740,7 +744,7 @@ class TestSchedulingFromOnError:
 
         async with QueuedScheduler() as letters:
 
-            def to_letters(task: Task, exc: Exception) -> None:
+            def to_letters(task: Task[Any], exc: Exception) -> None:
                 letters.start_soon(record, exc.args[0], type(exc).__name__)
 
             async with make(kind, on_error=to_letters) as front:
@@ -755,7 +759,7 @@ class TestSchedulingFromOnError:
         await closed.aclose()
         refused: list[BaseException] = []
 
-        def on_error(task: Task, exc: Exception) -> None:
+        def on_error(task: Task[Any], exc: Exception) -> None:
             try:
                 add(closed, kind, returns, 1)
             except SchedulerClosed as refusal:
@@ -777,7 +781,7 @@ class TestSchedulingFromOnError:
         """A job whose cleanup raises while aclose() cancels it: on_error may
         schedule, and must be refused (closed); nothing is left pending."""
         outcomes: list[str] = []
-        extra: list[Task] = []
+        extra: list[Task[Any]] = []
 
         async def stubborn() -> None:
             try:
@@ -785,7 +789,7 @@ class TestSchedulingFromOnError:
             finally:
                 raise ValueError("cleanup failed")
 
-        def on_error(task: Task, exc: Exception) -> None:
+        def on_error(task: Task[Any], exc: Exception) -> None:
             try:
                 extra.append(add(front, kind, returns, 9))
                 outcomes.append("accepted")
@@ -816,7 +820,7 @@ class TestNothingAcceptedWhileClosing:
     """
 
     async def test_schedule_right_after_aclose_begins(self, kind: str) -> None:
-        accepted: list[Task] = []
+        accepted: list[Task[Any]] = []
         refused = 0
         # Trio runs the tasks woken together in one of two orders, picked at
         # random: over several rounds, some call lands before the scheduler
@@ -869,7 +873,9 @@ async def in_thread(fn: Callable[..., None], *args: Any) -> None:
         await anyio.lowlevel.checkpoint()
 
 
-def schedule_call(front: Any, kind: str, n: int, log: list[tuple[int, int]]) -> Task:
+def schedule_call(
+    front: Any, kind: str, n: int, log: list[tuple[int, int]]
+) -> Task[Any]:
     """What a thread hands to ``anyio.from_thread.run_sync``: one scheduling call."""
     return add(front, kind, record_thread, log, n, delay=n % 3)
 
@@ -879,14 +885,14 @@ class TestThreads:
         log: list[tuple[int, int]] = []
         loop_thread = threading.get_ident()
 
-        def worker(first: int) -> list[Task]:
+        def worker(first: int) -> list[Task[Any]]:
             return [
                 anyio.from_thread.run_sync(schedule_call, front, kind, n, log)
                 for n in range(first, first + 100)
             ]
 
         async with make(kind) as front, anyio.create_task_group() as group:
-            results: list[list[Task]] = []
+            results: list[list[Task[Any]]] = []
 
             async def in_thread(first: int) -> None:
                 results.append(await anyio.to_thread.run_sync(worker, first))
@@ -901,7 +907,7 @@ class TestThreads:
 
     async def test_from_foreign_threads_with_a_token(self, kind: str) -> None:
         log: list[tuple[int, int]] = []
-        tasks: list[Task] = []
+        tasks: list[Task[Any]] = []
         errors: list[BaseException] = []
         token = anyio.lowlevel.current_token()
         loop_thread = threading.get_ident()
@@ -936,7 +942,7 @@ class TestThreads:
         self, kind: str, form: str
     ) -> None:
         log: list[tuple[int, int]] = []
-        outcome: list[BaseException | Task] = []
+        outcome: list[BaseException | Task[Any]] = []
         coro = record_thread(log, -1)
 
         def direct() -> None:
@@ -974,7 +980,7 @@ class TestThreads:
         self, kind: str, backend_name: str
     ) -> None:
         log: list[tuple[int, int]] = []
-        outcome: list[BaseException | Task] = []
+        outcome: list[BaseException | Task[Any]] = []
 
         async def other_loop() -> None:
             try:
@@ -1020,7 +1026,7 @@ class TestThreads:
                 started.set()
             await anyio.sleep_forever()
 
-        def direct(task: Task) -> None:
+        def direct(task: Task[Any]) -> None:
             try:
                 if via == "task":
                     outcome.append(task.cancel())
@@ -1029,7 +1035,7 @@ class TestThreads:
             except BaseException as exc:
                 outcome.append(exc)
 
-        def supported(task: Task) -> None:
+        def supported(task: Task[Any]) -> None:
             outcome.append(anyio.from_thread.run_sync(task.cancel, token=token))
 
         async with make(kind) as front:

@@ -62,8 +62,8 @@ async def test_queued_raise_starts_no_later_job(cls: type[QueuedScheduler]) -> N
         raise Boom("first")  # no checkpoint: the next job would follow at once
 
     scheduler = cls(on_error="raise")
-    others: list[Task] = []
-    failing: list[Task] = []
+    others: list[Task[Any]] = []
+    failing: list[Task[Any]] = []
 
     async def serve() -> None:
         async with scheduler:
@@ -91,7 +91,7 @@ async def test_timed_raise_starts_no_later_job() -> None:
     async def fail_now() -> None:
         raise Boom("first")
 
-    later: list[Task] = []
+    later: list[Task[Any]] = []
 
     async def serve() -> None:
         async with TimedScheduler(on_error="raise") as scheduler:
@@ -305,7 +305,7 @@ def test_eager_task_factory(
         await anyio.sleep(1)
         return n * 100
 
-    async def cancel_self(holder: list[Task]) -> None:
+    async def cancel_self(holder: list[Task[Any]]) -> None:
         holder[0].cancel()
         await anyio.sleep(1)
 
@@ -328,7 +328,7 @@ def test_eager_task_factory(
                 )
                 fast = [add(at_once, n) for n in range(5)]
                 slow = [add(later, n) for n in range(5)]
-                holder: list[Task] = []
+                holder: list[Task[Any]] = []
                 holder.append(add(cancel_self, holder))
         results["fast"] = [t.result() for t in fast]
         results["slow"] = [t.result() for t in slow]
@@ -365,11 +365,11 @@ async def test_huge_delay_refused_at_the_call() -> None:
 
 
 def test_async_on_error_refused() -> None:
-    async def handler(task: Task, exc: Exception) -> None:
+    async def handler(task: Task[Any], exc: Exception) -> None:
         pass
 
     class AsyncCallable:
-        async def __call__(self, task: Task, exc: Exception) -> None:
+        async def __call__(self, task: Task[Any], exc: Exception) -> None:
             pass
 
     for bad in (handler, AsyncCallable()):

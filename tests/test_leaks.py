@@ -80,7 +80,7 @@ class Churn:
         self.counts = {"finished": 0, "failed": 0, "cancelled": 0}
         self.fronts: list[tuple[Any, bool]] = []
 
-    def on_error(self, task: Task, exc: Exception) -> None:
+    def on_error(self, task: Task[Any], exc: Exception) -> None:
         assert isinstance(exc, Boom)
         self.failures += 1
 
@@ -92,9 +92,9 @@ class Churn:
         self.fronts = [(timed, True), (queued, False), (lifo, False), (manager, True)]
         return [front for front, _ in self.fronts]
 
-    def submit(self, n: int) -> Task:
+    def submit(self, n: int) -> Task[Any]:
         front, is_timed = self.fronts[n % len(self.fronts)]
-        task: Task
+        task: Task[Any]
         if n % 10 == 1:  # the 1.x form: a coroutine object
             coro: Coroutine[Any, Any, int] = job(n)
             if is_timed:

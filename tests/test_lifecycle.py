@@ -48,14 +48,14 @@ def kind(request: pytest.FixtureRequest) -> type[Scheduler]:
     return cls
 
 
-def add(scheduler: Scheduler, async_fn: AsyncFn, *args: Any) -> Task:
+def add(scheduler: Scheduler, async_fn: AsyncFn, *args: Any) -> Task[Any]:
     """Schedule a job to run as soon as possible (callable form)."""
     if isinstance(scheduler, TimedScheduler):
         return scheduler.start_after(0, async_fn, *args)
     return scheduler.start_soon(async_fn, *args)
 
 
-def add_later(scheduler: Scheduler, coro: Coroutine[Any, Any, Any]) -> Task:
+def add_later(scheduler: Scheduler, coro: Coroutine[Any, Any, Any]) -> Task[Any]:
     """Schedule a coroutine object (1.x form); timed ones an hour from now."""
     if isinstance(scheduler, TimedScheduler):
         return scheduler.schedule(coro, datetime.now(UTC) + timedelta(hours=1))
@@ -86,7 +86,7 @@ class Probe:
 
 async def setup_running_and_pending(
     scheduler: Scheduler, probe: Probe
-) -> tuple[Task, Task, Coroutine[Any, Any, Any]]:
+) -> tuple[Task[Any], Task[Any], Coroutine[Any, Any, Any]]:
     """Start a blocking job, queue a pending coroutine job, wait till settled."""
     running = add(scheduler, probe.block)
     await probe.started.wait()
@@ -97,7 +97,7 @@ async def setup_running_and_pending(
 
 
 def assert_cancelled_before_running(
-    probe: Probe, pending: Task, coro: Coroutine[Any, Any, Any]
+    probe: Probe, pending: Task[Any], coro: Coroutine[Any, Any, Any]
 ) -> None:
     assert pending.cancelled()
     assert "pending ran" not in probe.log
@@ -149,7 +149,7 @@ class TestAsyncWith:
         self, kind: type[Scheduler]
     ) -> None:
         probe = Probe()
-        tasks: list[Task] = []
+        tasks: list[Task[Any]] = []
         begin = anyio.current_time()
         async with kind() as scheduler:
 
@@ -441,7 +441,7 @@ class TestAclose:
         probe = Probe()
         after_aclose: list[str] = []
         coro = probe.note("pending ran")
-        pending: list[Task] = []
+        pending: list[Task[Any]] = []
         async with kind() as scheduler:
 
             async def closer() -> None:

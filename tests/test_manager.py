@@ -31,7 +31,7 @@ async def record(log: list[int], n: int) -> int:
     return n
 
 
-def owner_index(manager: Manager[Any], task: Task) -> int:
+def owner_index(manager: Manager[Any], task: Task[Any]) -> int:
     """Find which of the manager's schedulers owns a not-yet-done *task*.
 
     Uses only the public API: the owner's ``cancel`` returns ``True`` (and
@@ -303,15 +303,15 @@ class TestManagerForwarding:
             assert manager.cancel(task) is True
 
     @pytest.mark.parametrize("cls", [TimedScheduler, QueuedScheduler])
-    async def test_on_error_forwarded(self, cls: type[TimedScheduler]) -> None:
-        seen: list[tuple[Task, Exception]] = []
+    async def test_on_error_forwarded(self, cls: type[Any]) -> None:
+        seen: list[tuple[Task[Any], Exception]] = []
         error = ValueError("boom")
 
         async def fail() -> None:
             await anyio.lowlevel.checkpoint()
             raise error
 
-        def on_error(task: Task, exc: Exception) -> None:
+        def on_error(task: Task[Any], exc: Exception) -> None:
             seen.append((task, exc))
 
         async with Manager(2, cls=cls, on_error=on_error) as manager:

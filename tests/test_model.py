@@ -189,7 +189,7 @@ class Job:
     jid: int
     spec: Spec
     parent: Job | None
-    task: Task | None = None
+    task: Task[Any] | None = None
     # -- the model ---------------------------------------------------------
     state: str = "new"  # pending running finished failed cancelled | refused
     sched: MSched | None = None
@@ -252,7 +252,7 @@ class CancelCall:
 
 @dataclass
 class Reported:
-    task: Task
+    task: Task[Any]
     exc: Exception
     t: float
 
@@ -327,7 +327,7 @@ class World:
         self.jobs.append(job)
         return job
 
-    def on_error(self, task: Task, exc: Exception) -> None:
+    def on_error(self, task: Task[Any], exc: Exception) -> None:
         self.trace.append(Reported(task, exc, anyio.current_time()))
 
     def mark(self, what: str, front: str = "", dt: float = 0.0) -> None:
@@ -454,7 +454,7 @@ class World:
         )
 
     @staticmethod
-    def owner_index(front: Any, task: Task) -> int:
+    def owner_index(front: Any, task: Task[Any]) -> int:
         if not isinstance(front, Manager):
             return 0
         # Which scheduler a Manager picked is not public; the test reads it

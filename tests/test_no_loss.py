@@ -58,7 +58,7 @@ class Job:
     cancel_at: float | None = None  # when to cancel a "cancel_pending" job
     child: Job | None = None  # the job a "spawn" job schedules
     parent: Job | None = None
-    task: Task | None = None
+    task: Task[Any] | None = None
     earliest: float | None = None  # loop time it may start at, exactly
     wall_when: float | None = None  # POSIX time it may start at (datetime forms)
     starts: int = 0
@@ -74,7 +74,7 @@ class Workload:
         self.kind = kind
         self.timed = kind.endswith("timed")
         self.rng = rng
-        self.failures: list[tuple[Task, Exception]] = []
+        self.failures: list[tuple[Task[Any], Exception]] = []
         self.jobs: list[Job] = []
         self.group: Any = None
         self.wall_offset = 0.0
@@ -157,7 +157,7 @@ class Workload:
         else:
             job.task = target.schedule(self.body(job))
 
-    def on_error(self, task: Task, exc: Exception) -> None:
+    def on_error(self, task: Task[Any], exc: Exception) -> None:
         self.failures.append((task, exc))
 
     def make_target(self) -> Any:

@@ -21,6 +21,7 @@ SPEC_NAMES = {
     "TaskLimitReached",
     "SchedulerClosed",
     "TaskCancelled",
+    "SchedulerStatistics",  # issue 9: statistics() returns it
     "__version__",
 }
 CLASS_NAMES = sorted(SPEC_NAMES - {"__version__"})

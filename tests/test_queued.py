@@ -331,7 +331,7 @@ class TestQueuedCancel:
     ) -> None:
         """A job cancelled after its last await ends finished; the jobs run
         after it (which may share its cancel scope on Trio) do not see it."""
-        tasks: list[Task] = []
+        tasks: list[Task[Any]] = []
 
         async def cancels_itself() -> str:
             assert tasks[0].cancel() is True
@@ -356,7 +356,7 @@ class TestQueuedCancel:
     ) -> None:
         """Cancelling a running job in the middle of a run of jobs that
         share a checkpoint interval ends that job only."""
-        tasks: list[Task] = []
+        tasks: list[Task[Any]] = []
         log: list[int] = []
 
         async def job(n: int) -> int:
@@ -381,7 +381,7 @@ class TestQueuedCancel:
             await anyio.lowlevel.checkpoint()
             raise ValueError("boom")
 
-        def ignore(task: Task, exc: Exception) -> None:
+        def ignore(task: Task[Any], exc: Exception) -> None:
             pass
 
         async with queued_cls(on_error=ignore) as scheduler:
@@ -418,7 +418,7 @@ class TestQueuedJobsScheduleJobs:
         self, queued_cls: type[QueuedScheduler]
     ) -> None:
         log: list[int] = []
-        tasks: list[Task] = []
+        tasks: list[Task[Any]] = []
         async with queued_cls() as scheduler:
 
             async def link(n: int) -> None:
@@ -437,7 +437,7 @@ class TestQueuedJobsScheduleJobs:
         log: list[int] = []
         async with queued_cls() as scheduler:
 
-            async def parent() -> Task:
+            async def parent() -> Task[Any]:
                 await anyio.lowlevel.checkpoint()
                 return scheduler.schedule(record(log, 5))
 
@@ -454,8 +454,8 @@ class TestQueuedPriority:
         first = queued_cls()
         second = queued_cls()
         coros: list[Coroutine[Any, Any, Any]] = []
-        tasks_a: list[Task] = []
-        tasks_b: list[Task] = []
+        tasks_a: list[Task[Any]] = []
+        tasks_b: list[Task[Any]] = []
         for n in range(6):
             tasks_a.append(first.start_soon(record, [], n))
             coro = record([], n)

@@ -71,12 +71,12 @@ class Soak:
         self.early = 0
         self.failed = 0
         self.scheduled = 0
-        self.recent: deque[tuple[int, Task]] = deque(maxlen=RECENT)
+        self.recent: deque[tuple[int, Task[Any]]] = deque(maxlen=RECENT)
         self.rng = random.Random(5)
         self.fed_until = 0.0
         self.job_fn: Any = None
 
-    def on_error(self, task: Task, exc: Exception) -> None:
+    def on_error(self, task: Task[Any], exc: Exception) -> None:
         assert isinstance(exc, Failure)
         self.failed += 1
 

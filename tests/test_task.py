@@ -43,14 +43,14 @@ def make(kind: str, **options: Any) -> Scheduler:
     return LifoQueuedScheduler(**options)
 
 
-def submit(scheduler: Scheduler, async_fn: AsyncFn, *args: Any) -> Task:
+def submit(scheduler: Scheduler, async_fn: AsyncFn, *args: Any) -> Task[Any]:
     """Schedule ``async_fn(*args)`` to run as soon as possible."""
     if isinstance(scheduler, TimedScheduler):
         return scheduler.start_after(0, async_fn, *args)
     return scheduler.start_soon(async_fn, *args)
 
 
-def submit_coro(scheduler: Scheduler, coro: Coroutine[Any, Any, Any]) -> Task:
+def submit_coro(scheduler: Scheduler, coro: Coroutine[Any, Any, Any]) -> Task[Any]:
     """Schedule the coroutine object *coro* (1.x form) to run soon."""
     if isinstance(scheduler, TimedScheduler):
         return scheduler.schedule(coro, datetime.now(UTC) + timedelta(seconds=1))
@@ -86,13 +86,13 @@ class Collect:
     """An ``on_error`` handler that keeps what it is given (and logs nothing)."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[Task, Exception]] = []
+        self.calls: list[tuple[Task[Any], Exception]] = []
 
-    def __call__(self, task: Task, exc: Exception) -> None:
+    def __call__(self, task: Task[Any], exc: Exception) -> None:
         self.calls.append((task, exc))
 
 
-def assert_not_done(task: Task) -> None:
+def assert_not_done(task: Task[Any]) -> None:
     assert task.done() is False
     assert task.cancelled() is False
     with pytest.raises(RuntimeError) as info:
@@ -130,7 +130,7 @@ class TestTaskStates:
 
     async def test_running(self, kind: str) -> None:
         seen_inside: list[bool] = []
-        handle: list[Task] = []
+        handle: list[Task[Any]] = []
         release = anyio.Event()
 
         async def job() -> str:
@@ -256,7 +256,7 @@ class TestTaskStates:
         assert not failed.cancelled()
 
 
-def assert_cancelled(task: Task) -> None:
+def assert_cancelled(task: Task[Any]) -> None:
     assert task.done() is True
     assert task.cancelled() is True
     with pytest.raises(TaskCancelled):
@@ -319,7 +319,7 @@ class TestWait:
             await release.wait()
             return "shared"
 
-        async def waiter(task: Task) -> None:
+        async def waiter(task: Task[Any]) -> None:
             results.append(await task.wait())
 
         async with make(kind) as scheduler:
@@ -523,14 +523,17 @@ class TestRepr:
             assert "returns" in repr(task)
             assert "pending" in repr(task)
 
-    async def test_repr_shows_priority(self) -> None:
+    async def test_repr_shows_sequence_or_due_time(self) -> None:
         async with QueuedScheduler() as scheduler:
             task = scheduler.start_soon(returns, 1)
-            assert repr(task.priority) in repr(task)
+            assert f"seq={task.priority!r}>" in repr(task)
         async with TimedScheduler() as timed:
-            when = datetime.now(UTC) + timedelta(seconds=1)
+            when = datetime(2100, 12, 4, 18, 16, 22, 537000, tzinfo=UTC)
             timed_task = timed.start_at(when, returns, 1)
-            assert repr(when) in repr(timed_task)
+            assert repr(timed_task) == (
+                "<Task returns(1) pending due=2100-12-04T18:16:22.537Z>"
+            )
+            timed_task.cancel()
 
 
 class TestExceptionTypes:

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -403,7 +404,7 @@ class TestTaskWhenAndPriority:
 
     async def test_when_of_tasks_that_tie(self) -> None:
         async with TimedScheduler() as scheduler:
-            tasks: list[Task] = [
+            tasks: list[Task[Any]] = [
                 scheduler.start_after(timedelta(seconds=5), record, [], str(i))
                 for i in range(3)
             ]
