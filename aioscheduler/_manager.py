@@ -384,7 +384,12 @@ class Manager(Hosted, Generic[SchedulerT]):
 
         :return: ``True`` if the cancellation was delivered; ``False`` if the
             task had already ended or belongs to no scheduler of this manager
+        :raises TypeError: if *task* is not a :class:`Task`
         """
+        if not isinstance(task, Task):
+            raise TypeError(
+                f"cancel() takes a Task (what scheduling returned), not {task!r}"
+            )
         owner = task._owner
         if owner._manager is not self:
             return False

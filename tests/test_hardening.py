@@ -489,6 +489,9 @@ async def test_cancel_of_a_non_task_is_a_type_error() -> None:
     async with TimedScheduler() as scheduler:
         with pytest.raises(TypeError, match="takes a Task"):
             scheduler.cancel("not a task")  # type: ignore[arg-type]
+    async with Manager(2) as manager:
+        with pytest.raises(TypeError, match="takes a Task"):
+            manager.cancel("not a task")  # type: ignore[arg-type]
 
 
 def test_prefer_utc_must_be_a_bool() -> None:
