@@ -55,9 +55,11 @@ def pending_in_order(pending: PendingJobs) -> list[Task[Any]]:
     if isinstance(pending, DeadlineHeap):
         ready = [task for task in pending._ready if task._state == PENDING]
         later = [task for task in pending._entries if task._state == PENDING]
-        # Two stable sorts, as when the heap hands out due jobs.
+        later += [task for task in pending._wall_entries if task._state == PENDING]
+        # Two stable sorts, as when the heap hands out due jobs (wall-clock
+        # jobs placed on the loop clock by the current offset).
         later.sort(key=_sequence_of)
-        later.sort(key=float)
+        later.sort(key=attrgetter("_deadline"))
         return [*ready, *later]
     entries: Iterable[Task[Any]] = pending._entries  # type: ignore[attr-defined]
     if isinstance(pending, LifoQueue):

@@ -290,9 +290,7 @@ class Manager(Hosted, Generic[SchedulerT]):
 
         def push() -> Task[T]:
             scheduler = self._pick()
-            task: Task[T] = scheduler._push(
-                async_fn, args, when, timestamp - scheduler._wall_offset
-            )
+            task: Task[T] = scheduler._push_at(async_fn, args, when, timestamp)
             return task
 
         return await room_of(self).admit(push)
@@ -370,14 +368,22 @@ class Manager(Hosted, Generic[SchedulerT]):
                 if when is None:
                     task = scheduler._push(coro, None)
                 else:
-                    deadline = timestamp - scheduler._wall_offset
-                    task = scheduler._push(coro, None, when, deadline)
+                    task = scheduler._push_at(coro, None, when, timestamp)
                 return task
 
             return await room_of(self).admit(push)
         except BaseException:
             coro.close()
             raise
+
+    def now(self: Manager[TimedScheduler]) -> datetime:
+        """Return the wall time its schedulers go by (see :meth:`TimedScheduler.now`).
+
+        .. versionadded:: 2.0
+        """
+        if not self._timed:
+            raise self._wrong_kind("now", "TimedScheduler")
+        return self.schedulers[0].now()
 
     def cancel(self, task: Task[Any]) -> bool:
         """Cancel *task* if one of this manager's schedulers owns it.

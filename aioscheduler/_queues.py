@@ -10,6 +10,7 @@ which keeps both memory and the amortised cost of a cancel bounded.
 from __future__ import annotations
 
 import heapq
+import math
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator
@@ -92,41 +93,58 @@ class _LazyDeletion:
 
 
 class DeadlineHeap(_LazyDeletion):
-    """A min-heap of timed jobs, each a :class:`TimedTask` (a float: its deadline).
+    """The timed jobs: two min-heaps of :class:`TimedTask`, one per clock.
+
+    ``_entries`` holds elapsed-time jobs (``start_after``), each a float
+    equal to its loop-clock deadline; ``_wall_entries`` holds wall-clock
+    jobs (``start_at``, ``schedule``), each a float equal to its POSIX
+    timestamp. Two heaps, because the wall-to-loop offset changes when the
+    wall clock is stepped or the machine sleeps: a wall-clock job's loop
+    deadline is only known at the moment it is looked at, and only the head
+    of each heap ever is.
 
     Equal deadlines come out of a heap in no particular order, so when jobs
     come due, :meth:`pop_due` moves every job due by then into a ready queue,
-    ties put in scheduling order, and hands them out from there.
+    in deadline order (wall ones placed by the current offset), ties in
+    scheduling order, and hands them out from there.
     """
 
-    __slots__ = ("_entries", "_ready", "_sequence")
+    __slots__ = ("_entries", "_ready", "_sequence", "_wall_entries")
 
     def __init__(self) -> None:
         super().__init__()
         self._entries: list[TimedTask] = []
+        self._wall_entries: list[TimedTask] = []
         self._ready: deque[TimedTask] = deque()
         self._sequence = count()
 
     def __len__(self) -> int:
-        return len(self._entries) + len(self._ready) - self._garbage
+        return self._size() - self._garbage
 
-    def next_deadline(self) -> float | None:
-        """Return the earliest live deadline, or ``None`` if empty."""
+    def next_deadline(self, offset: float) -> float | None:
+        """Return the earliest live loop-clock deadline, or ``None`` if empty.
+
+        *offset* is the current wall-minus-loop offset, which places the
+        wall-clock jobs on the loop clock.
+        """
         for task in self._ready:
             if task._state == PENDING:
-                return float(task)
-        entries = self._entries
-        while entries:
-            task = entries[0]
-            if task._state == PENDING:
-                return float(task)
-            heapq.heappop(entries)
-            self._garbage -= 1
-        return None
+                return -math.inf  # already due
+        head = _live_head(self, self._entries)
+        wall_head = _live_head(self, self._wall_entries)
+        if wall_head is None:
+            return head
+        wall_head -= offset
+        return wall_head if head is None or wall_head < head else head
 
-    def pop_due(self, now: float) -> TimedTask | None:
-        """Remove and return the next live task due at or before *now*.
+    def has_wall(self) -> bool:
+        """Return ``True`` if a wall-clock job may be pending."""
+        return bool(self._wall_entries)
 
+    def pop_due(self, now: float, offset: float) -> TimedTask | None:
+        """Remove and return the next live task due by loop time *now*.
+
+        A wall-clock job is due once *now* + *offset* reaches its timestamp.
         Tasks come out by deadline, ties in scheduling order.
         """
         ready = self._ready
@@ -136,54 +154,87 @@ class DeadlineHeap(_LazyDeletion):
                 if task._state == PENDING:
                     return task
                 self._garbage -= 1
-            entries = self._entries
-            if not entries or entries[0] > now:
+            entries, wall = self._entries, self._wall_entries
+            mono_due = bool(entries) and entries[0] <= now
+            wall_due = bool(wall) and wall[0] <= now + offset
+            if not mono_due and not wall_due:
                 return None
-            self._collect_due(now)
-
-    def _collect_due(self, now: float) -> None:
-        """Move every task due at or before *now* to the ready queue, in order."""
-        entries = self._entries
-        due: list[TimedTask] = []
-        pop = heapq.heappop
-        while entries and entries[0] <= now:
-            due.append(pop(entries))
-            if len(due) == _BURST_PROBE and _mostly_due(entries, now):
-                # A burst: much of the heap is due. Sorting all of it costs
-                # less than popping the due ones one by one, and a sorted
-                # list is still a heap, so what is not due stays put.
-                entries += due
-                entries.sort(key=_sequence_of)
-                entries.sort(key=float)
-                split = bisect_right(entries, now)
-                self._ready.extend(entries[:split])
-                del entries[:split]
-                return
-        if len(due) > 1:
-            # Two stable C-level sorts: by sequence, then by deadline.
-            due.sort(key=_sequence_of)
-            due.sort(key=float)
-        self._ready.extend(due)
+            if not wall_due:
+                ready.extend(_collect_due(entries, now))
+            elif not mono_due:
+                ready.extend(_collect_due(wall, now + offset))
+            else:
+                # Both clocks have due jobs: merge them on the loop clock.
+                ready.extend(
+                    heapq.merge(
+                        _collect_due(entries, now),
+                        _collect_due(wall, now + offset),
+                        key=lambda task: (
+                            float(task) - offset if task._is_wall else float(task),
+                            task._seq,
+                        ),
+                    )
+                )
 
     def _size(self) -> int:
-        return len(self._entries) + len(self._ready)
+        return len(self._entries) + len(self._wall_entries) + len(self._ready)
 
     def _compact(self) -> None:
-        self._entries[:] = [t for t in self._entries if t._state == PENDING]
-        heapq.heapify(self._entries)
+        for entries in (self._entries, self._wall_entries):
+            entries[:] = [t for t in entries if t._state == PENDING]
+            heapq.heapify(entries)
         live = [t for t in self._ready if t._state == PENDING]
         self._ready.clear()
         self._ready.extend(live)
 
     def drain(self) -> Iterator[Task[Any]]:
-        ready, entries = self._ready, self._entries
-        self._ready, self._entries, self._garbage = deque(), [], 0
+        ready, entries, wall = self._ready, self._entries, self._wall_entries
+        self._ready, self._entries, self._wall_entries = deque(), [], []
+        self._garbage = 0
         for task in ready:
             if task._state == PENDING:
                 yield task
         for task in entries:
             if task._state == PENDING:
                 yield task
+        for task in wall:
+            if task._state == PENDING:
+                yield task
+
+
+def _live_head(heap: DeadlineHeap, entries: list[TimedTask]) -> float | None:
+    """Drop cancelled tasks from the front of *entries*; return its head."""
+    while entries:
+        task = entries[0]
+        if task._state == PENDING:
+            return float(task)
+        heapq.heappop(entries)
+        heap._garbage -= 1
+    return None
+
+
+def _collect_due(entries: list[TimedTask], now: float) -> list[TimedTask]:
+    """Remove every task of the heap *entries* due by *now*; return them in order."""
+    due: list[TimedTask] = []
+    pop = heapq.heappop
+    while entries and entries[0] <= now:
+        due.append(pop(entries))
+        if len(due) == _BURST_PROBE and _mostly_due(entries, now):
+            # A burst: much of the heap is due. Sorting all of it costs
+            # less than popping the due ones one by one, and a sorted
+            # list is still a heap, so what is not due stays put.
+            entries += due
+            entries.sort(key=_sequence_of)
+            entries.sort(key=float)
+            split = bisect_right(entries, now)
+            due = entries[:split]
+            del entries[:split]
+            return due
+    if len(due) > 1:
+        # Two stable C-level sorts: by sequence, then by deadline.
+        due.sort(key=_sequence_of)
+        due.sort(key=float)
+    return due
 
 
 # After this many due jobs, _collect_due checks whether a burst is due.

@@ -58,6 +58,9 @@ _CLOSED = _RunState.CLOSED
 
 _NOT_SLEEPING = -math.inf
 
+# Changes of the wall-to-loop offset below this are clock-reading noise.
+_OFFSET_NOISE = 1e-3
+
 
 def _check_max_tasks(max_tasks: object) -> int | None:
     if max_tasks is None:
@@ -129,7 +132,12 @@ class BaseScheduler(Hosted):
         # (== since thread ids are equal ints, not one object).
         self._loop: object = _UNBOUND
         self._current_loop: Callable[[], object] = _no_loop
+        # Wall time minus loop time, as last read (see _read_wall_offset).
         self._wall_offset = 0.0
+        # What that offset is made of: wall_clock() - time.monotonic(), plus
+        # this (fixed at binding), so the loop clock drives wall time too.
+        self._offset_base = 0.0
+        self._wall_clock: Callable[[], float] = time.time
         self._engine: backends.Engine | None = None
         # The serving task's sleep target; -inf while it is awake (then it
         # looks at the pending jobs again anyway, so nobody needs to wake it).
@@ -196,10 +204,25 @@ class BaseScheduler(Hosted):
         self._clock = binding.clock
         self._loop = binding.loop
         self._current_loop = binding.current_loop
-        # One wall-to-loop offset per scheduler, so equal datetimes map to
-        # equal deadlines (ties stay ties) and test clocks drive everything.
-        self._wall_offset = time.time() - binding.clock()
+        # Wall time at loop time T is W0 + (T - T0) + (D - D0), D being
+        # wall_clock() - time.monotonic(): a virtual loop clock drives it,
+        # and a step of the wall clock or a suspend (which stops the
+        # monotonic clock) moves D. So offset = (M0 - T0) + D.
+        self._offset_base = time.monotonic() - binding.clock()
+        self._read_wall_offset()
         return binding
+
+    def _read_wall_offset(self) -> float:
+        """Read the wall clock again; return (and keep) wall minus loop time.
+
+        Two clocks read one after the other differ by a few microseconds
+        each time: below a millisecond, keep the offset as it was, so that
+        a ``start_after`` job's ``when`` does not flicker.
+        """
+        offset = self._offset_base + self._wall_clock() - time.monotonic()
+        if abs(offset - self._wall_offset) > _OFFSET_NOISE:
+            self._wall_offset = offset
+        return self._wall_offset
 
     def _wall_time_of(self, deadline: float) -> float:
         return deadline + self._wall_offset

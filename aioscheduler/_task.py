@@ -281,7 +281,18 @@ class TimedTask(float, Task[Any]):
         return True
 
     @property
+    def _is_wall(self) -> bool:
+        """Whether this job waits for the wall clock (it has a datetime)."""
+        priority = self._priority
+        if isinstance(priority, _Named):
+            priority = priority.priority
+        return priority is not None
+
+    @property
     def _deadline(self) -> float:
+        if self._is_wall:
+            # A wall-clock job's float is its POSIX timestamp.
+            return float(self) - self._owner._wall_offset
         return float(self)
 
     def __repr__(self) -> str:

@@ -15,7 +15,13 @@ from ._callables import check_async_fn, check_coroutine
 from ._queues import DeadlineHeap
 from ._scheduler import BaseScheduler, ErrorHandler
 from ._task import RUNNING, Task, new_timed_task
-from ._time import MAX_TIMESTAMP, delay_seconds, past_message, timestamp_of
+from ._time import (
+    MAX_TIMESTAMP,
+    delay_seconds,
+    past_message,
+    timestamp_of,
+    utc_from_timestamp,
+)
 from ._waiting import room_of
 
 __all__ = ["TimedScheduler"]
@@ -29,7 +35,6 @@ T = TypeVar("T")
 _DISPATCH_BATCH: Final = 256
 
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
-_wall_clock = time.time
 
 
 class TimedScheduler(BaseScheduler):
@@ -48,6 +53,11 @@ class TimedScheduler(BaseScheduler):
     :param on_error: what to do when a job raises: ``None`` logs it on the
         ``aioscheduler`` logger, a function ``(task, exception)`` is called
         instead, ``"raise"`` cancels the scheduler and propagates it
+    :param wall_clock: the wall clock, a function returning POSIX seconds
+        (default :func:`time.time`); tests pass one that they can step
+    :param wall_poll: while a wall-clock job or schedule is pending, the
+        serving task wakes at least this often (seconds, default 30) to
+        notice a step of the wall clock or a suspend of the machine
 
     Example::
 
@@ -65,11 +75,25 @@ class TimedScheduler(BaseScheduler):
         prefer_utc: bool = True,
         *,
         on_error: ErrorHandler | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        wall_poll: float = 30.0,
     ) -> None:
         super().__init__(max_tasks, on_error=on_error)
         if not isinstance(prefer_utc, bool):
             raise TypeError(f"prefer_utc must be True or False, not {prefer_utc!r}")
+        if not callable(wall_clock):
+            raise TypeError(f"wall_clock must be a function, not {wall_clock!r}")
+        if not isinstance(wall_poll, int | float) or isinstance(wall_poll, bool):
+            raise TypeError(
+                f"wall_poll must be a number of seconds, not {type(wall_poll).__name__}"
+            )
+        if not wall_poll > 0 or not math.isfinite(wall_poll):
+            raise ValueError(
+                f"wall_poll must be positive and finite, got {wall_poll!r}"
+            )
         self._prefer_utc = prefer_utc
+        self._wall_clock = wall_clock
+        self._wall_poll = float(wall_poll)
         self._pending: DeadlineHeap = DeadlineHeap()
         # The last function that passed check_async_fn: jobs usually come
         # in runs of the same function, and the check is the costly part.
@@ -170,7 +194,7 @@ class TimedScheduler(BaseScheduler):
         timestamp = self._future_timestamp(when)
         check_async_fn(async_fn)
         return await room_of(self).admit(
-            lambda: self._push(async_fn, args, when, timestamp - self._wall_offset)
+            lambda: self._push_at(async_fn, args, when, timestamp)
         )
 
     async def astart_after(
@@ -210,18 +234,38 @@ class TimedScheduler(BaseScheduler):
         try:
             timestamp = self._future_timestamp(when)
             return await room_of(self).admit(
-                lambda: self._push(coro, None, when, timestamp - self._wall_offset)
+                lambda: self._push_at(coro, None, when, timestamp)
             )
         except BaseException:
             coro.close()
             raise
 
+    def now(self) -> datetime:
+        """Return the scheduler's wall time, as an aware UTC datetime.
+
+        The clock ``start_at`` jobs and wall-clock schedules go by: the
+        ``wall_clock`` read again now, and under a virtual loop clock
+        (Trio's ``MockClock``, ``looptime``) virtual wall time, so tests
+        compute "tomorrow at 03:00" from it::
+
+            tomorrow = scheduler.now() + timedelta(days=1)
+
+        :raises RuntimeError: if no event loop runs in this thread
+
+        .. versionadded:: 2.0
+        """
+        if self._current_loop() != self._loop:
+            self._bind()
+        return utc_from_timestamp(self._clock() + self._read_wall_offset())
+
     def _future_timestamp(self, when: datetime) -> float:
+        """Return *when*'s timestamp; ValueError if it is past by our wall time."""
         if self._current_loop() != self._loop:
             self._bind()
         timestamp = timestamp_of(when, self._prefer_utc)
-        if timestamp < _wall_clock():
-            raise ValueError("May only be in the future.")
+        now = self._clock() + self._read_wall_offset()
+        if timestamp < now:
+            raise ValueError(past_message(when, timestamp, now, self._prefer_utc))
         return timestamp
 
     def _at(
@@ -241,10 +285,13 @@ class TimedScheduler(BaseScheduler):
             timestamp = (when - _EPOCH_NAIVE).total_seconds()
         else:
             timestamp = timestamp_of(when, False)
-        now = _wall_clock()
+        if self._closed:
+            self._check_open()  # closed says more than "in the past"
+        # "In the past" by our wall time, read now.
+        now = self._clock() + self._read_wall_offset()
         if timestamp < now:
             raise ValueError(past_message(when, timestamp, now, self._prefer_utc))
-        return self._push(callback, args, when, timestamp - self._wall_offset)
+        return self._push_at(callback, args, when, timestamp)
 
     def _push(
         self,
@@ -265,15 +312,45 @@ class TimedScheduler(BaseScheduler):
             self._wake()
         return task
 
+    def _push_at(
+        self,
+        callback: Any,
+        args: tuple[Any, ...] | None,
+        when: datetime,
+        timestamp: float,
+    ) -> Task[Any]:
+        """Add a wall-clock job, due when our wall time reaches *timestamp*."""
+        if self._closed or self._max_tasks is not None:
+            self._check_open()
+        pending = self._pending
+        task = new_timed_task(
+            timestamp, self, callback, args, when, next(pending._sequence)
+        )
+        heapq.heappush(pending._wall_entries, task)
+        self._loads[self._slot] += 1
+        if timestamp - self._wall_offset < self._sleeping_until:
+            self._wake()
+        return task
+
     async def _serve(self, engine: backends.Engine) -> None:
         pending = self._pending
         clock = self._clock
         spawn = engine.spawn
+        read_offset = self._read_wall_offset
         while True:
             now = clock()
-            task = pending.pop_due(now)
+            # Read the wall clock at every wake-up: it may have been stepped,
+            # or the machine may have slept, since the last one.
+            offset = read_offset()
+            task = pending.pop_due(now, offset)
             if task is None:
-                deadline = pending.next_deadline()
+                deadline = pending.next_deadline(offset)
+                if pending.has_wall():
+                    # Wall-clock jobs wait: look at the wall clock again at
+                    # least every wall_poll seconds.
+                    poll = now + self._wall_poll
+                    if deadline is None or deadline > poll:
+                        deadline = poll
                 self._sleeping_until = math.inf if deadline is None else deadline
                 try:
                     await engine.sleep_until(deadline)
@@ -289,6 +366,6 @@ class TimedScheduler(BaseScheduler):
                     # More may be due: let the started jobs run first.
                     await engine.checkpoint()
                     break
-                task = pending.pop_due(now)
+                task = pending.pop_due(now, offset)
                 if task is None:
                     break

@@ -32,7 +32,7 @@ import time
 import tracemalloc
 import weakref
 from collections.abc import Coroutine, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,7 @@ class Churn:
         if n % 10 == 1:  # the 1.x form: a coroutine object
             coro: Coroutine[Any, Any, int] = job(n)
             if is_timed:
-                when = aioscheduler_now()
-                task = front.schedule(coro, when)
+                task = front.schedule(coro, front.now() + timedelta(seconds=1))
             else:
                 task = front.schedule(coro)
         elif is_timed:
@@ -122,11 +121,6 @@ class Churn:
             else:
                 assert value == n
                 self.counts["finished"] += 1
-
-
-def aioscheduler_now() -> datetime:
-    """A datetime a second ahead (virtual time makes that instant)."""
-    return datetime.now(UTC) + timedelta(seconds=1)
 
 
 def leftovers(schedulers: list[weakref.ref[Any]]) -> Iterator[str]:

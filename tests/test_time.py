@@ -307,14 +307,23 @@ class TestOneOffsetPerScheduler:
 class TestInThePast:
     """ "In the past" is judged against the wall clock at the call."""
 
-    async def test_loop_time_passing_does_not_make_wall_time_past(self) -> None:
+    async def test_virtual_time_moves_the_schedulers_wall_time(self) -> None:
+        """A virtual loop clock drives wall time: after an hour of loop time,
+        a datetime a minute after the start is past by scheduler.now()."""
         log: Log = []
         async with TimedScheduler() as scheduler:
-            when = utc_now() + timedelta(seconds=60)
-            await anyio.sleep(3600)  # loop time; the wall clock barely moves
-            task = scheduler.start_at(when, record, log, "a")
+            start = scheduler.now()
+            when = start + timedelta(seconds=60)
+            await anyio.sleep(3600)
+            assert scheduler.now() - start >= timedelta(seconds=3600)
+            assert scheduler.now() - start < timedelta(seconds=3601)
+            with pytest.raises(ValueError, match="May only be in the future"):
+                scheduler.start_at(when, record, log, "a")
+            task = scheduler.start_at(
+                scheduler.now() + timedelta(seconds=60), record, log, "b"
+            )
             await task.wait()
-        assert [name for name, _ in log] == ["a"]
+        assert [name for name, _ in log] == ["b"]
 
     async def test_wall_past_is_refused_even_with_loop_time_ahead(self) -> None:
         async with TimedScheduler() as scheduler:

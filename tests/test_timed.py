@@ -955,7 +955,7 @@ class TestDeadlineHeap:
     @staticmethod
     def drain_due(heap: DeadlineHeap, now: float) -> list[TimedTask]:
         out = []
-        while (task := heap.pop_due(now)) is not None:
+        while (task := heap.pop_due(now, 0.0)) is not None:
             out.append(task)
         return out
 
