@@ -94,7 +94,7 @@ def tests_ran(session: nox.Session) -> None:
 @nox.session(python=OLDEST)
 def tests_no_trio(session: nox.Session) -> None:
     """Prove trio is optional: import and run on asyncio without trio installed."""
-    wanted = {"pytest", "pytest-timeout"}
+    wanted = {"pytest", "pytest-timeout", "looptime"}  # looptime: virtual time
     session.install(".", *(r for r in _groups("test") if Requirement(r).name in wanted))
     session.run(
         "python",

@@ -6,6 +6,7 @@ Time is virtual on all of them: Trio's
 ``MockClock(autojump_threshold=0)`` and, on asyncio, a ``looptime`` loop;
 both jump the clock forward whenever every task is waiting, so a job an
 hour ahead runs in microseconds and lateness is measured exactly.
+:func:`block_the_loop` stands in for a job that hogs the loop.
 """
 
 from __future__ import annotations
@@ -48,6 +49,38 @@ def backend_options(name: str) -> dict[str, Any]:
         factory: Callable[[], asyncio.AbstractEventLoop] = _virtual_time_loop
         return {"loop_factory": factory}
     return {}
+
+
+def block_the_loop(seconds: float) -> None:
+    """Move the virtual clock *seconds* on without yielding to the loop.
+
+    What a job blocking the event loop (``time.sleep(seconds)``) does to
+    everything else, with no dependence on the machine's speed: the loop
+    runs nothing meanwhile and then finds *seconds* gone. Call it from
+    inside a task, on one of this module's virtual clocks.
+    """
+    if seconds < 0:
+        raise ValueError(f"cannot block for {seconds} s")
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: Trio
+        import trio.lowlevel
+        from trio.testing import MockClock
+
+        clock = trio.lowlevel.current_clock()
+        if not isinstance(clock, MockClock):
+            raise RuntimeError("block_the_loop() needs Trio's MockClock") from None
+        clock.jump(seconds)
+        return
+    import looptime
+
+    if not isinstance(loop, looptime.LoopTimeEventLoop) or not loop.looptime_on:
+        raise RuntimeError("block_the_loop() needs a looptime event loop")
+    # setup_looptime(start=...) is how looptime's own pytest plugin sets the
+    # clock of a loop that is already running; only forward is safe. The
+    # other settings go back to looptime's defaults, which _virtual_time_loop
+    # uses.
+    loop.setup_looptime(start=loop.time() + seconds)
 
 
 @pytest.fixture(params=PATHS)

@@ -1,7 +1,14 @@
-"""The 1.x ``start()`` facade on plain ``asyncio.run``, in real time.
+"""The 1.x ``start()`` facade on plain asyncio event loops.
 
 These are synchronous tests that run their own event loop, as 1.x users do.
 Each runs on both asyncio engines (native, and the portable AnyIO one).
+
+Tests whose outcome hangs on timing run the way ``asyncio.run`` does
+(``asyncio.Runner``) on a virtual-time loop (``looptime``, as in
+``conftest.py``): a machine busy for a moment cannot change what they see.
+The others use plain ``asyncio.run`` in real time and wait only for events,
+never for a guessed time. The README examples verbatim, in real time, are
+``slow`` tests.
 """
 
 from __future__ import annotations
@@ -11,10 +18,11 @@ import gc
 import inspect
 import logging
 import warnings
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import looptime
 import pytest
 
 from aioscheduler import Manager, QueuedScheduler, Task, TimedScheduler
@@ -31,6 +39,17 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     return name
 
 
+def run_in_virtual_time(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(main())``, on a loop whose clock is virtual.
+
+    The loop jumps its clock to the next timer whenever nothing is ready to
+    run, so ``asyncio.sleep(65)`` takes no real time and everything due
+    before it has run when it returns, however slow the machine.
+    """
+    with asyncio.Runner(loop_factory=looptime.new_event_loop) as runner:
+        runner.run(main())
+
+
 def printed_work(out: str) -> list[int]:
     prefix = "I am doing heavy work: "
     lines = out.splitlines()
@@ -43,9 +62,10 @@ def printed_work(out: str) -> list[int]:
 
 @pytest.mark.filterwarnings(UTCNOW_DEPRECATED)
 class TestReadmeExamples:
-    def test_timed_example_compressed(self, capsys: pytest.CaptureFixture[str]) -> None:
-        # README example 1 verbatim, with seconds compressed to milliseconds
-        # (and the final sleep given slack for a busy machine).
+    def test_timed_example_in_virtual_time(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # README example 1 verbatim, on a virtual clock.
         async def work(n: int) -> None:
             print(f"I am doing heavy work: {n}")
 
@@ -55,19 +75,18 @@ class TestReadmeExamples:
             scheduler.start()
 
             for i in range(60):
-                scheduler.schedule(
-                    work(i), starting_time + timedelta(milliseconds=5 + i)
-                )
+                scheduler.schedule(work(i), starting_time + timedelta(seconds=5 + i))
 
-            await asyncio.sleep(0.065 + 0.2)
+            await asyncio.sleep(65)
 
-        asyncio.run(main())
+        run_in_virtual_time(main)
         assert printed_work(capsys.readouterr().out) == list(range(60))
 
-    def test_manager_example_compressed(
+    def test_manager_example_in_virtual_time(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        # README example 2 verbatim, with the final sleep shortened.
+        # README example 2 verbatim, on a virtual clock: the jobs never wait
+        # for time, so all 30,000 run before the first virtual second ends.
         async def work(n: int) -> None:
             print(f"I am doing heavy work: {n}")
 
@@ -80,9 +99,9 @@ class TestReadmeExamples:
             for i in range(30000):
                 manager.schedule(work(i))
 
-            await asyncio.sleep(1)
+            await asyncio.sleep(5)
 
-        asyncio.run(main())
+        run_in_virtual_time(main)
         assert sorted(printed_work(capsys.readouterr().out)) == list(range(30000))
 
     @pytest.mark.slow
@@ -161,13 +180,13 @@ class TestStart:
         async def main() -> None:
             timed = TimedScheduler()
             queued = QueuedScheduler()
-            soon = datetime.now(UTC) + timedelta(milliseconds=10)
+            soon = datetime.now(UTC) + timedelta(seconds=10)
             timed.schedule(note(log, "timed coro"), soon)
-            timed.start_after(0.01, note, log, "timed after")
+            timed.start_after(10, note, log, "timed after")
             queued.schedule(note(log, "queued coro"))
             queued.start_soon(note, log, "queued fn")
             # Their time passes before the schedulers start: nothing runs.
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(60)
             assert log == []
             timed.start()
             queued.start()
@@ -182,7 +201,7 @@ class TestStart:
             await timed.aclose()
             await queued.aclose()
 
-        asyncio.run(main())
+        run_in_virtual_time(main)
 
     def test_scheduled_after_start_runs(self) -> None:
         log: list[str] = []
@@ -300,7 +319,8 @@ class TestLoopEnding:
             del scheduler
             await asyncio.sleep(0.01)
             gc.collect()
+            assert log == []  # the serving task is still asleep
             assert await task.wait() == "late"
 
-        asyncio.run(main())
+        run_in_virtual_time(main)
         assert log == ["late"]

@@ -4,7 +4,10 @@ Run by the ``tests_no_trio`` nox session, where trio is not installed; it
 passes just as well where trio is installed. The checks run in a fresh
 interpreter, so that other tests having imported trio cannot hide an import,
 and once more with trio made unimportable, to prove nothing needs it.
-These are plain synchronous tests on ``asyncio.run``, not anyio-parametrized.
+These are plain synchronous tests on asyncio, not anyio-parametrized. They
+run as ``asyncio.run`` does (``asyncio.Runner``) on a virtual-time loop
+(``looptime``, which needs no trio), so a datetime job can be due an hour
+ahead, beyond reach of any pause of the machine, and still run at once.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import looptime
 import pytest
 
 from aioscheduler import Manager, QueuedScheduler, TimedScheduler
@@ -39,6 +43,8 @@ PROGRAM = textwrap.dedent(
     import asyncio
     from datetime import UTC, datetime, timedelta
 
+    import looptime
+
     from aioscheduler import Manager, QueuedScheduler, TimedScheduler
 
     async def main():
@@ -51,7 +57,7 @@ PROGRAM = textwrap.dedent(
 
         async with TimedScheduler() as timed:
             timed.start_after(0.01, work, 1)
-            timed.schedule(work(2), datetime.now(UTC) + timedelta(milliseconds=10))
+            timed.schedule(work(2), datetime.now(UTC) + timedelta(hours=1))
         async with QueuedScheduler() as queued:
             queued.start_soon(work, 3)
             queued.schedule(work(4))
@@ -65,7 +71,8 @@ PROGRAM = textwrap.dedent(
         await manager.aclose()
         return sorted(done)
 
-    assert asyncio.run(main()) == [1, 2, 3, 4, 5, 6]
+    with asyncio.Runner(loop_factory=looptime.new_event_loop) as runner:
+        assert runner.run(main()) == [1, 2, 3, 4, 5, 6]
     assert "trio" not in sys.modules, "aioscheduler imported trio"
     print("ok")
     """
@@ -102,7 +109,7 @@ def test_running_jobs_does_not_import_trio() -> None:
     async def main() -> None:
         async with TimedScheduler() as timed:
             timed.start_after(0.001, work, 1)
-            timed.schedule(work(2), datetime.now(UTC) + timedelta(milliseconds=1))
+            timed.schedule(work(2), datetime.now(UTC) + timedelta(hours=1))
         async with QueuedScheduler() as queued:
             queued.start_soon(work, 3)
             queued.schedule(work(4))
@@ -111,7 +118,8 @@ def test_running_jobs_does_not_import_trio() -> None:
         await manager.start_soon(work, 5).wait()
         await manager.aclose()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=looptime.new_event_loop) as runner:
+        runner.run(main())
     assert sorted(done) == [1, 2, 3, 4, 5]
     # Nothing above imported trio (if it was imported, another test did it).
     assert ("trio" in sys.modules) == had_trio

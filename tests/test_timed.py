@@ -414,21 +414,23 @@ class TestScheduledBeforeStart:
         scheduler = timed_scheduler
         t0 = anyio.current_time()
         wall_before = time.time()
-        scheduler.start_after(5, record, log, "after5")
+        scheduler.start_after(50, record, log, "after50")
         wall_after = time.time()
-        when = datetime.now(UTC) + timedelta(seconds=3)
-        scheduler.start_at(when, record, log, "at3")
-        scheduler.schedule(record(log, "coro4"), when + timedelta(seconds=1))
-        await anyio.sleep(1)
+        # Seconds apart in virtual time, which costs nothing: the wall clock
+        # read here may be late by any pause of the machine short of that.
+        when = datetime.now(UTC) + timedelta(seconds=30)
+        scheduler.start_at(when, record, log, "at30")
+        scheduler.schedule(record(log, "coro40"), when + timedelta(seconds=10))
+        await anyio.sleep(10)
         assert log == []
         assert not scheduler.is_started
         async with scheduler:
             pass  # leaving waits for every job
         bound = Bound(t0, wall_before, wall_after)
-        assert names(log) == ["at3", "coro4", "after5"]
+        assert names(log) == ["at30", "coro40", "after50"]
         bound.assert_at_wall(log[0][1], when)
-        bound.assert_at_wall(log[1][1], when + timedelta(seconds=1))
-        assert_at(log[2][1], t0 + 5)
+        bound.assert_at_wall(log[1][1], when + timedelta(seconds=10))
+        assert_at(log[2][1], t0 + 50)
 
     async def test_past_due_job_runs_as_soon_as_it_starts(
         self, timed_scheduler: TimedScheduler
