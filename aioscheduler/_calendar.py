@@ -210,11 +210,12 @@ class Calendar(Trigger):
         return (day.year - anchor.year) // self._n
 
     def _instant(self, anchor: date, k: int) -> datetime | None:
+        """Return fire time k counted from *anchor*, in UTC (None past year 9999)."""
         try:
             day = self._day(anchor, k)
         except (OverflowError, ValueError):  # past year 9999
             return None
-        return resolve_local(datetime.combine(day, self._at), self._tz)
+        return resolve_local(datetime.combine(day, self._at), self._tz).astimezone(UTC)
 
     # -- fire times -----------------------------------------------------------------
 
@@ -233,7 +234,7 @@ class Calendar(Trigger):
             if when is None or (self._end is not None and when > self._end):
                 return
             if when > t:
-                yield when
+                yield when.astimezone(self._tz)
             k += 1
 
     def _next_after(self, t: datetime) -> datetime | None:
@@ -258,7 +259,7 @@ class Calendar(Trigger):
         while k >= 0:
             when = self._instant(anchor, k)
             if when is not None and when <= t:
-                return when if when >= self._start else None
+                return when.astimezone(self._tz) if when >= self._start else None
             k -= 1
         return None
 

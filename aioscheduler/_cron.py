@@ -28,6 +28,8 @@ from ._zones import (
     as_instant,
     fold_end,
     in_zone,
+    next_change,
+    previous_change,
     resolve_local,
     zone,
     zone_eq_key,
@@ -101,6 +103,12 @@ def _parses_alone(fields: str) -> bool:
     except CronSimError:
         return False
     return True
+
+
+def _utcoffset(u: datetime, tz: tzinfo) -> timedelta:
+    offset = u.astimezone(tz).utcoffset()
+    assert offset is not None
+    return offset
 
 
 class Cron(Trigger):
@@ -221,11 +229,36 @@ class Cron(Trigger):
                     last = utc
                     yield utc, when
         else:
-            for candidate in CronSim(self._fields, local):
-                utc = candidate.astimezone(UTC)
-                if utc > last:
-                    last = utc
-                    yield utc, utc.astimezone(self._tz)
+            yield from self._elapsed_after(t)
+
+    def _elapsed_after(self, t: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Yield the instants after *t* whose local wall time matches.
+
+        Between two changes of the UTC offset, wall time is UTC plus a
+        constant, so naive local iteration is exact there; at each change the
+        iteration restarts from the new wall time. (cronsim's own aware mode
+        steps hours in UTC and skips half an hour in Lord Howe's 30-minute
+        changes, so it is not used.)
+        """
+        u = t
+        offset = _utcoffset(u, self._tz)
+        start = (u + offset).replace(tzinfo=None)  # cronsim: strictly after it
+        while True:
+            for naive in CronSim(self._fields, start):
+                when = (naive - offset).replace(tzinfo=UTC)
+                change = next_change(self._tz, u, when)
+                if change is None:
+                    u = when
+                    yield when, when.astimezone(self._tz)
+                    continue
+                # The offset changes before `when`: go on from the change, at
+                # the wall time it starts (that wall time itself included).
+                u = change
+                offset = _utcoffset(u, self._tz)
+                start = (u + offset).replace(tzinfo=None) - _SECOND
+                break
+            else:
+                return  # cronsim found nothing within 50 years
 
     def _iter_after(self, t: datetime) -> Iterator[datetime]:
         t = t.astimezone(UTC)
@@ -257,15 +290,30 @@ class Cron(Trigger):
                     next(CronSim(self._fields, naive, reverse=True)), self._tz
                 )
             else:
-                # cronsim steps back from one second after t: results are <= t.
-                after = (t.replace(microsecond=0) + _SECOND).astimezone(self._tz)
-                found = next(CronSim(self._fields, after, reverse=True))
-                found = found.astimezone(UTC).astimezone(self._tz)
+                found = self._elapsed_at_or_before(t)
         except StopIteration:
             return None
         if self._start is not None and found.astimezone(UTC) < self._start:
             return None
         return found
+
+    def _elapsed_at_or_before(self, t: datetime) -> datetime:
+        """Return the latest instant at or before *t* whose wall time matches.
+
+        One cronsim step per run of constant UTC offset crossed (usually one).
+        Raises StopIteration when there is none within cronsim's 50 years.
+        """
+        u = t.replace(microsecond=0)
+        while True:
+            offset = _utcoffset(u, self._tz)
+            naive = (u + offset).replace(tzinfo=None) + _SECOND
+            when = (next(CronSim(self._fields, naive, reverse=True)) - offset).replace(
+                tzinfo=UTC
+            )
+            began = previous_change(self._tz, u, when)
+            if began is None:
+                return when.astimezone(self._tz)
+            u = began - _SECOND  # the latest whole second of the run before
 
     # -- value ------------------------------------------------------------------
 

@@ -134,9 +134,21 @@ class Trigger:
     def __deepcopy__(self, memo: dict[int, Any]) -> Trigger:
         return self
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        names: tuple[str, ...] = type(self).__slots__
+        state = {name: getattr(self, name) for name in names}
+        return (_rebuild, (type(self), state))
+
     def _set(self, **values: object) -> None:
         for name, value in values.items():
             object.__setattr__(self, name, value)
+
+
+def _rebuild(cls: type[Trigger], state: dict[str, Any]) -> Trigger:
+    """Unpickle a trigger: its slots, as they were."""
+    trigger = object.__new__(cls)
+    trigger._set(**state)
+    return trigger
 
 
 def check_bounds(start: datetime | None, end: datetime | None) -> None:

@@ -14,6 +14,8 @@ __all__ = [
     "as_instant",
     "fold_end",
     "in_zone",
+    "next_change",
+    "previous_change",
     "resolve_local",
     "zone",
     "zone_eq_key",
@@ -183,3 +185,51 @@ def fold_end(local: datetime) -> datetime | None:
     copy = whole.replace(fold=0).astimezone(UTC)  # the first copy, earlier
     change = _transition(local.tzinfo, copy, now)  # type: ignore[arg-type]
     return (change + first).replace(tzinfo=None)
+
+
+_DAY = timedelta(days=1)
+
+
+def _offset(u: datetime, tz: tzinfo) -> timedelta | None:
+    return u.astimezone(tz).utcoffset()
+
+
+def next_change(tz: tzinfo, u: datetime, until: datetime) -> datetime | None:
+    """Return the first instant in ``(u, until]`` whose UTC offset differs from *u*'s.
+
+    Looks a day at a time, then to the second: it assumes a zone never
+    changes its offset and changes it back within one day.
+    """
+    if zone_key(tz) in _FIXED or until <= u:
+        return None
+    a = u.replace(microsecond=0)
+    start = _offset(a, tz)
+    while a < until:
+        b = min(a + _DAY, until.replace(microsecond=0) + _SECOND)
+        if _offset(b, tz) != start:
+            change = _transition(tz, a, b)
+            return change if change <= until else None
+        a = b
+    return None
+
+
+def previous_change(tz: tzinfo, u: datetime, since: datetime) -> datetime | None:
+    """Return where the run of *u*'s UTC offset began, if after *since*.
+
+    That is the instant ``s`` in ``(since, u]`` such that every instant in
+    ``[s, u]`` has *u*'s offset and the instant before ``s`` does not; ``None``
+    when the offset is the same all along ``[since, u]``.
+    """
+    if zone_key(tz) in _FIXED or u <= since:
+        return None
+    b = u.replace(microsecond=0)
+    target = _offset(b, tz)
+    while b > since:
+        a = max(b - _DAY, since.replace(microsecond=0))
+        if _offset(a, tz) != target:
+            return _transition(tz, a, b)
+        b = a
+    return None
+
+
+_FIXED = {"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Etc/Zulu"}
