@@ -14,9 +14,19 @@ from ._queued import LifoQueuedScheduler as LifoQueuedScheduler
 from ._queued import QueuedScheduler as QueuedScheduler
 from ._task import Task as Task
 from ._timed import TimedScheduler as TimedScheduler
+from ._triggers import AnyOf as AnyOf
+from ._triggers import At as At
+from ._triggers import Calendar as Calendar
+from ._triggers import Cron as Cron
+from ._triggers import Every as Every
 from ._version import __version__ as __version__
 
 __all__ = [
+    "AnyOf",
+    "At",
+    "Calendar",
+    "Cron",
+    "Every",
     "LifoQueuedScheduler",
     "Manager",
     "QueuedScheduler",

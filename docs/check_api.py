@@ -37,8 +37,8 @@ def _ours(owner: type, name: str) -> bool:
 def _instance(cls: type) -> Any:
     try:
         return cls()
-    except TypeError:
-        return None  # Task: made by schedulers only
+    except (TypeError, ValueError):
+        return None  # Task: made by schedulers only; a trigger needs arguments
 
 
 def public_names() -> Iterator[tuple[str, Any]]:

@@ -42,6 +42,9 @@ nitpick_ignore_regex = [
     # Type variables and private helpers that show up in signatures.
     ("py:class", r"(aioscheduler\.)?(_\w+\.)*(SchedulerT|PosArgsT|ErrorHandler)"),
     ("py:class", r"Unpack\[.*\]|\*PosArgsT"),
+    # The triggers' private base class (AnyOf's arguments): Every, Cron,
+    # Calendar, At and AnyOf are the public ones.
+    ("py:class", r"(aioscheduler\.)?(_\w+\.)*Trigger"),
     ("py:class", r"(typing\.)?(Any|Literal|Callable|Coroutine|Generic)"),
     ("py:class", r"Task"),
 ]

@@ -22,6 +22,11 @@ SPEC_NAMES = {
     "SchedulerClosed",
     "TaskCancelled",
     "SchedulerStatistics",  # issue 9: statistics() returns it
+    "Every",  # issue 10: triggers
+    "Cron",
+    "Calendar",
+    "At",
+    "AnyOf",
     "__version__",
 }
 CLASS_NAMES = sorted(SPEC_NAMES - {"__version__"})
