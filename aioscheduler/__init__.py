@@ -4,6 +4,7 @@ Public names are re-exported here; the implementation lives in private
 modules.
 """
 
+from ._exceptions import ScheduleConflict as ScheduleConflict
 from ._exceptions import SchedulerClosed as SchedulerClosed
 from ._exceptions import SchedulerError as SchedulerError
 from ._exceptions import TaskCancelled as TaskCancelled
@@ -12,6 +13,7 @@ from ._introspect import SchedulerStatistics as SchedulerStatistics
 from ._manager import Manager as Manager
 from ._queued import LifoQueuedScheduler as LifoQueuedScheduler
 from ._queued import QueuedScheduler as QueuedScheduler
+from ._schedules import Schedule as Schedule
 from ._task import Task as Task
 from ._timed import TimedScheduler as TimedScheduler
 from ._triggers import AnyOf as AnyOf
@@ -29,6 +31,8 @@ __all__ = [
     "Every",
     "LifoQueuedScheduler",
     "Manager",
+    "Schedule",
+    "ScheduleConflict",
     "QueuedScheduler",
     "SchedulerClosed",
     "SchedulerError",

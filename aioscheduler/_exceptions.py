@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["SchedulerClosed", "SchedulerError", "TaskCancelled", "TaskLimitReached"]
+__all__ = [
+    "ScheduleConflict",
+    "SchedulerClosed",
+    "SchedulerError",
+    "TaskCancelled",
+    "TaskLimitReached",
+]
 
 
 class SchedulerError(Exception):
@@ -40,6 +46,14 @@ class TaskCancelled(SchedulerError):
     This is *not* the event loop's cancellation exception: a caller awaiting
     :meth:`Task.wait` is not itself being cancelled, so raising the loop's
     cancellation exception there would confuse cancel scopes.
+
+    .. versionadded:: 2.0
+    """
+
+
+class ScheduleConflict(SchedulerError, ValueError):
+    """Raised by ``add_schedule`` when the ``id`` is in use and
+    ``on_conflict="error"`` (the default).
 
     .. versionadded:: 2.0
     """

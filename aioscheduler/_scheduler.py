@@ -154,6 +154,9 @@ class BaseScheduler(Hosted):
         # one list between its schedulers and find the least loaded in C.
         self._loads = [0]
         self._slot = 0
+        # Recurring schedules not finished: they keep join() waiting as
+        # pending jobs do, but take no place under max_tasks.
+        self._pinned = 0
         self._manager: Manager[Any] | None = None
         # Back-pressure (see _waiting): the Rooms whose callers wait for a
         # slot here. Empty unless someone waits, so a freed slot costs one
@@ -540,12 +543,23 @@ class BaseScheduler(Hosted):
         engine.cancel_all()
 
     def _cancel_pending(self) -> None:
+        self._close_schedules()
         for task in self._pending.drain():
             task._state = CANCELLED
             self._job_cancelled_pending(task)
 
     async def _serve(self, engine: backends.Engine) -> None:
         raise NotImplementedError
+
+    def _close_schedules(self) -> None:
+        """Finish every recurring schedule (the scheduler is closing)."""
+
+    def _schedule_finished(self) -> None:
+        """A recurring schedule finished: it no longer keeps join() waiting."""
+        self._pinned -= 1
+        idle = not self._pinned and not self._loads[self._slot]
+        if idle and self._idle_event is not None:
+            self._settle_idle()
 
     async def join(self) -> None:
         """Wait until no job is pending or running.
@@ -559,7 +573,7 @@ class BaseScheduler(Hosted):
                 "join() waits for every job, this one included, so it would "
                 "wait for itself forever"
             )
-        while self._loads[self._slot]:
+        while self._loads[self._slot] or self._pinned:
             idle = self._idle_event
             if idle is None:
                 idle = self._idle_event = anyio.Event()

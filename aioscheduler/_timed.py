@@ -5,15 +5,24 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar, TypeVarTuple, Unpack
 
 from . import backends
 from ._callables import NOTHING_CHECKED as _NOTHING_CHECKED
 from ._callables import check_async_fn, check_coroutine
+from ._exceptions import ScheduleConflict
 from ._queues import DeadlineHeap
 from ._scheduler import BaseScheduler, ErrorHandler
+from ._schedules import (
+    Coalesce,
+    OnConflict,
+    Overlap,
+    Schedule,
+    ScheduleSet,
+    check_schedule_options,
+)
 from ._task import RUNNING, Task, new_timed_task
 from ._time import (
     MAX_TIMESTAMP,
@@ -22,6 +31,7 @@ from ._time import (
     timestamp_of,
     utc_from_timestamp,
 )
+from ._trigger import Trigger
 from ._waiting import room_of
 
 __all__ = ["TimedScheduler"]
@@ -94,6 +104,8 @@ class TimedScheduler(BaseScheduler):
         self._prefer_utc = prefer_utc
         self._wall_clock = wall_clock
         self._wall_poll = float(wall_poll)
+        # Recurring schedules: made on the first add_schedule.
+        self._schedules: ScheduleSet | None = None
         self._pending: DeadlineHeap = DeadlineHeap()
         # The last function that passed check_async_fn: jobs usually come
         # in runs of the same function, and the check is the costly part.
@@ -240,6 +252,156 @@ class TimedScheduler(BaseScheduler):
             coro.close()
             raise
 
+    # -- recurring schedules ----------------------------------------------------
+
+    def add_schedule(
+        self,
+        trigger: Trigger,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        /,
+        *args: *PosArgsT,
+        id: str | None = None,
+        misfire_grace: float | timedelta | None = None,
+        coalesce: Coalesce = "latest",
+        max_catchup: int = 100,
+        overlap: Overlap = "skip",
+        jitter: float | timedelta | None = None,
+        max_runs: int | None = None,
+        paused: bool = False,
+        on_conflict: OnConflict = "error",
+    ) -> Schedule:
+        """Run ``async_fn(*args)`` at every fire time of *trigger*.
+
+        Each run is an ordinary job (a :class:`Task` whose ``when`` is its
+        fire time); a failing run never stops the schedule. See the guide's
+        "Recurring schedules" page for every option::
+
+            scheduler.add_schedule(Cron("0 9 * * mon-fri", tz="Europe/Berlin"), report)
+            scheduler.add_schedule(Every(300), poll_feed, url, id="feed", jitter=10)
+
+        :param id: a name, unique on this scheduler (generated if ``None``)
+        :param misfire_grace: a run that could only start later than its fire
+            time plus this (seconds or timedelta) does not run and counts in
+            ``missed`` (``None``: no limit)
+        :param coalesce: when several fire times are due at once:
+            ``"latest"``, ``"earliest"``, or ``"all"`` (the latest
+            *max_catchup*, oldest first, one after another)
+        :param overlap: when the previous run still runs at a fire time:
+            ``"skip"``, ``"buffer_one"``, ``"buffer_all"``, ``"allow"`` or
+            ``"cancel_previous"``
+        :param jitter: each run starts a pseudo-random delay in
+            ``[0, jitter)`` after its fire time (the same for the same id
+            and fire time), never at or after the next fire time
+        :param max_runs: after this many runs the schedule is finished
+        :param paused: add it paused (see :meth:`Schedule.resume`)
+        :param on_conflict: when *id* is in use: ``"error"`` raises
+            :exc:`ScheduleConflict`, ``"keep"`` returns the existing schedule,
+            ``"replace"`` replaces it (an equal trigger keeps its progress)
+        :raises TypeError: a non-trigger, a non-async function, or an option
+            of the wrong type
+        :raises ValueError: an option out of range, or an unknown policy
+
+        .. versionadded:: 2.0
+        """
+        grace, jitter_s = check_schedule_options(
+            trigger,
+            misfire_grace,
+            coalesce,
+            max_catchup,
+            overlap,
+            jitter,
+            max_runs,
+            paused,
+            on_conflict,
+            id,
+        )
+        check_async_fn(async_fn)
+        if self._current_loop() != self._loop:
+            self._bind()
+        if self._closed:
+            self._check_open()
+        schedules = self._schedule_set()
+        existing = None if id is None else schedules.by_id.get(id)
+        if existing is not None:
+            if on_conflict == "keep":
+                return existing
+            if on_conflict == "error":
+                raise ScheduleConflict(
+                    f"a schedule with id {id!r} exists already; pass "
+                    "on_conflict='keep' or 'replace' to reuse the id"
+                )
+        schedule = Schedule(
+            self,
+            schedules.new_id() if id is None else id,
+            trigger,
+            async_fn,
+            args,
+            misfire_grace=grace,
+            coalesce=coalesce,
+            max_catchup=max_catchup,
+            overlap=overlap,
+            jitter=jitter_s,
+            max_runs=max_runs,
+        )
+        now, offset = self._clock(), self._read_wall_offset()
+        self._pinned += 1
+        if existing is not None:
+            # Replace: an equal trigger keeps its progress (no fire time twice).
+            schedule._paused = paused
+            if existing.trigger == trigger:
+                schedule._take_progress(existing)
+            existing._finish()
+            schedules.add(schedule, now, offset, begun=existing.trigger == trigger)
+        else:
+            schedule._paused = paused
+            schedules.add(schedule, now, offset)
+        return schedule
+
+    def get_schedule(self, id: str) -> Schedule | None:
+        """Return the schedule named *id*, or ``None`` (also once finished).
+
+        .. versionadded:: 2.0
+        """
+        schedules = self._schedules
+        return None if schedules is None else schedules.by_id.get(id)
+
+    @property
+    def schedules(self) -> Mapping[str, Schedule]:
+        """A read-only mapping from id to :class:`Schedule`, of those not finished.
+
+        .. versionadded:: 2.0
+        """
+        return self._schedule_set().by_id
+
+    def _schedule_set(self) -> ScheduleSet:
+        schedules = self._schedules
+        if schedules is None:
+            schedules = self._schedules = ScheduleSet(self)
+        return schedules
+
+    def _close_schedules(self) -> None:
+        if self._schedules is not None:
+            self._schedules.close()
+
+    def _push_run(
+        self, runner: Any, args: tuple[Any, ...], fire: datetime, key: float
+    ) -> Task[Any]:
+        """Add a schedule's run, due at wall timestamp *key* (inf: buffered)."""
+        return self._push_at(runner, args, fire, key)
+
+    def _start_buffered(self, task: Task[Any]) -> None:
+        """Start a buffered run (it waits in the heap, never due by itself)."""
+        engine = self._engine
+        if engine is None or self._closed:
+            return
+        pending = self._pending
+        task._state = RUNNING
+        # It stays in the heap as a dead entry, as a cancelled one would.
+        pending._garbage += 1
+        if pending._garbage > pending._compact_above:
+            pending.compact_if_worth()
+        engine.spawn(task)
+
     def now(self) -> datetime:
         """Return the scheduler's wall time, as an aware UTC datetime.
 
@@ -342,10 +504,22 @@ class TimedScheduler(BaseScheduler):
             # Read the wall clock at every wake-up: it may have been stepped,
             # or the machine may have slept, since the last one.
             offset = read_offset()
+            schedules = self._schedules
+            if schedules is not None:
+                # Fire due schedules first: their runs join this round.
+                schedules.fire_due(now, offset)
             task = pending.pop_due(now, offset)
             if task is None:
                 deadline = pending.next_deadline(offset)
-                if pending.has_wall():
+                if schedules is not None:
+                    next_fire = schedules.next_deadline(offset)
+                    if next_fire is not None and (
+                        deadline is None or next_fire < deadline
+                    ):
+                        deadline = next_fire
+                if pending.has_wall() or (
+                    schedules is not None and schedules.has_wall()
+                ):
                     # Wall-clock jobs wait: look at the wall clock again at
                     # least every wall_poll seconds.
                     poll = now + self._wall_poll

@@ -22,6 +22,8 @@ SPEC_NAMES = {
     "SchedulerClosed",
     "TaskCancelled",
     "SchedulerStatistics",  # issue 9: statistics() returns it
+    "Schedule",  # issue 10: recurring schedules
+    "ScheduleConflict",
     "Every",  # issue 10: triggers
     "Cron",
     "Calendar",
