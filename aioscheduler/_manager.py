@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
 
 import anyio
@@ -17,9 +18,11 @@ from ._introspect import SchedulerStatistics, merge_by_due
 from ._lifecycle import Hosted
 from ._queued import LifoQueuedScheduler, QueuedScheduler
 from ._scheduler import BaseScheduler
+from ._schedules import Schedule
 from ._task import Task
 from ._time import delay_seconds
 from ._timed import TimedScheduler
+from ._trigger import Trigger
 from ._waiting import Room, room_of
 
 __all__ = ["Manager"]
@@ -326,10 +329,12 @@ class Manager(Hosted, Generic[SchedulerT]):
         /,
         *args: *PosArgsT,
     ) -> Task[T]:
-        """As :meth:`start_soon`, but wait for room (see :meth:`astart_at`). ::
+        """As :meth:`start_soon`, but wait for room (see :meth:`astart_at`).
 
-        for url in urls:
-            await manager.astart_soon(fetch, url)
+        It waits against the Manager's total::
+
+            for url in urls:
+                await manager.astart_soon(fetch, url)
         """
         if self._timed:
             raise self._wrong_kind("astart_soon", "QueuedScheduler")
@@ -375,6 +380,71 @@ class Manager(Hosted, Generic[SchedulerT]):
         except BaseException:
             coro.close()
             raise
+
+    # -- recurring schedules ----------------------------------------------------
+
+    def add_schedule(
+        self: Manager[TimedScheduler],
+        trigger: Trigger,
+        async_fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, Any]],
+        /,
+        *args: *PosArgsT,
+        id: str | None = None,
+        **options: Any,
+    ) -> Schedule:
+        """Add a recurring schedule on the least loaded scheduler.
+
+        Takes what :meth:`TimedScheduler.add_schedule` takes; ids are unique
+        across the Manager, and the schedule's runs run on the scheduler it
+        was placed on. ::
+
+            manager.add_schedule(Every(60), work, 1, id="minutely")
+
+        .. versionadded:: 2.0
+        """
+        if not self._timed:
+            raise self._wrong_kind("add_schedule", "TimedScheduler")
+        if self._guarded:
+            self._check_admit()
+        scheduler: TimedScheduler | None = None
+        if id is not None:
+            scheduler = next((s for s in self.schedulers if id in s.schedules), None)
+        if scheduler is None:
+            loads = self._loads
+            scheduler = self.schedulers[loads.index(min(loads))]
+            if id is None:
+                id = self._new_schedule_id()
+        return scheduler.add_schedule(trigger, async_fn, *args, id=id, **options)
+
+    def _new_schedule_id(self: Manager[TimedScheduler]) -> str:
+        taken = self.schedules
+        n = len(taken) + 1
+        while f"schedule-{n}" in taken:
+            n += 1
+        return f"schedule-{n}"
+
+    def get_schedule(self: Manager[TimedScheduler], id: str) -> Schedule | None:
+        """Return the schedule named *id* on any of its schedulers, or ``None``.
+
+        .. versionadded:: 2.0
+        """
+        for scheduler in self.schedulers:
+            found = scheduler.get_schedule(id)
+            if found is not None:
+                return found
+        return None
+
+    @property
+    def schedules(self: Manager[TimedScheduler]) -> Mapping[str, Schedule]:
+        """A read-only mapping from id to each :class:`~aioscheduler.Schedule`
+        (across its schedulers) not finished.
+
+        .. versionadded:: 2.0
+        """
+        merged: dict[str, Schedule] = {}
+        for scheduler in self.schedulers:
+            merged.update(scheduler.schedules)
+        return MappingProxyType(merged)
 
     def now(self: Manager[TimedScheduler]) -> datetime:
         """Return the wall time its schedulers go by (see :meth:`TimedScheduler.now`).
@@ -529,9 +599,11 @@ class Manager(Hosted, Generic[SchedulerT]):
             scheduler._request_close()
 
     async def join(self) -> None:
-        """Wait until no job is pending or running on any scheduler."""
-        while any(self._loads):
-            for scheduler in self.schedulers:
+        """Wait until no job is pending or running on any scheduler, and no
+        recurring schedule is left."""
+        schedulers = self.schedulers
+        while any(self._loads) or any(s._pinned for s in schedulers):
+            for scheduler in schedulers:
                 await scheduler.join()
 
     # ASYNC109: timeout is a grace period for the jobs, not a deadline on

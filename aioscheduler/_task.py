@@ -153,7 +153,7 @@ class Task(Generic[T_co]):
 
     def running(self) -> bool:
         """Return ``True`` while the job runs, as
-        :meth:`concurrent.futures.Future.running` does.
+        ``concurrent.futures.Future.running()`` does.
 
         .. versionadded:: 2.0
         """

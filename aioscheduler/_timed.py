@@ -293,10 +293,11 @@ class TimedScheduler(BaseScheduler):
             ``[0, jitter)`` after its fire time (the same for the same id
             and fire time), never at or after the next fire time
         :param max_runs: after this many runs the schedule is finished
-        :param paused: add it paused (see :meth:`Schedule.resume`)
+        :param paused: add it paused (see :meth:`~aioscheduler.Schedule.resume`)
         :param on_conflict: when *id* is in use: ``"error"`` raises
-            :exc:`ScheduleConflict`, ``"keep"`` returns the existing schedule,
-            ``"replace"`` replaces it (an equal trigger keeps its progress)
+            :exc:`~aioscheduler.ScheduleConflict`, ``"keep"`` returns the
+            existing schedule, ``"replace"`` replaces it (an equal trigger
+            keeps its progress)
         :raises TypeError: a non-trigger, a non-async function, or an option
             of the wrong type
         :raises ValueError: an option out of range, or an unknown policy
@@ -367,7 +368,8 @@ class TimedScheduler(BaseScheduler):
 
     @property
     def schedules(self) -> Mapping[str, Schedule]:
-        """A read-only mapping from id to :class:`Schedule`, of those not finished.
+        """A read-only mapping from id to each :class:`~aioscheduler.Schedule`
+        not finished.
 
         .. versionadded:: 2.0
         """

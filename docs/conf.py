@@ -40,7 +40,14 @@ templates_path: list[str] = []
 nitpicky = True
 nitpick_ignore_regex = [
     # Type variables and private helpers that show up in signatures.
-    ("py:class", r"(aioscheduler\.)?(_\w+\.)*(SchedulerT|PosArgsT|ErrorHandler)"),
+    (
+        "py:class",
+        r"(aioscheduler\.)?(_\w+\.)*(SchedulerT|PosArgsT|ErrorHandler|T|T_co)",
+    ),
+    # Task as its private module names it in generic signatures (Task[T]).
+    ("py:class", r"aioscheduler\._task\.Task"),
+    # The Literal aliases of add_schedule's policies.
+    ("py:class", r"(aioscheduler\.)?(_\w+\.)*(Coalesce|Overlap|OnConflict)"),
     ("py:class", r"Unpack\[.*\]|\*PosArgsT"),
     # The triggers' private base class (AnyOf's arguments): Every, Cron,
     # Calendar, At and AnyOf are the public ones.
