@@ -1,4 +1,5 @@
-"""The demo behind ``python -m aioscheduler``: timed, queued and managed jobs.
+"""The demo behind ``python -m aioscheduler``: timed, recurring, queued and
+managed jobs.
 
 It prints each job as it runs, with how late it started against its due
 time, then a summary line per scheduler kind.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -15,6 +17,7 @@ import anyio
 from ._manager import Manager
 from ._queued import LifoQueuedScheduler, QueuedScheduler
 from ._timed import TimedScheduler
+from ._triggers import Cron, Every
 
 
 async def _demo() -> None:
@@ -33,6 +36,27 @@ async def _demo() -> None:
         at = datetime.now(UTC) + timedelta(seconds=0.25)
         timed.start_at(at, timed_job, "start_at(now + 0.25 s)", now + 0.25)
     print(f"  -> 5 ran, worst lateness {max(lateness) * 1000:.2f} ms\n")
+
+    fires: list[float] = []
+    cron_starts: list[datetime] = []
+
+    async def tick(begin: float) -> None:
+        fires.append(anyio.current_time() - begin)
+
+    async def on_the_second() -> None:
+        cron_starts.append(recurring.now())
+
+    print("Recurring: Every(0.1 s) four times, and a per-second Cron once")
+    async with TimedScheduler() as recurring:
+        begin = anyio.current_time()
+        every = recurring.add_schedule(Every(0.1), tick, begin, max_runs=4)
+        cron = recurring.add_schedule(Cron("* * * * * *"), on_the_second, max_runs=1)
+        print(f"  {cron!r}")
+    gaps = [round((b - a) * 1000) for a, b in itertools.pairwise(fires)]
+    fired = cron.last_task.when if cron.last_task is not None else None
+    late = (cron_starts[0] - fired).total_seconds() * 1000 if fired else float("nan")
+    print(f"  Every ran {every.runs} times, {gaps} ms apart")
+    print(f"  the Cron ran at {fired:%H:%M:%S}, {late:.2f} ms after the second began\n")
 
     order: list[int] = []
 
@@ -75,7 +99,7 @@ def main(argv: list[str]) -> int:
     """Parse *argv* and run the demo; return the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m aioscheduler",
-        description="Show aioscheduler's timed, queued and managed jobs.",
+        description="Show aioscheduler's timed, recurring, queued and managed jobs.",
     )
     parser.add_argument(
         "--backend",
