@@ -28,7 +28,7 @@ from itertools import count
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from ._task import PENDING, RUNNING, Task
+from ._task import PENDING, Task
 from ._time import utc_from_timestamp
 from ._trigger import Trigger
 from ._triggers import Every
@@ -273,7 +273,8 @@ class Schedule:
         return self._last_task
 
     def pause(self) -> None:
-        """Stop firing until :meth:`resume`; buffered runs are dropped.
+        """Stop firing until :meth:`resume`; runs not started yet (buffered,
+        or waiting for their jitter) are cancelled.
 
         A paused schedule costs nothing while idle (it has no heap entry).
         A running run is not cancelled.
@@ -283,6 +284,7 @@ class Schedule:
         self._paused = True
         self._owner._schedule_set()._unlist(self)
         self._drop_buffered()
+        self._drop_unstarted()
 
     def resume(self, *, catch_up: bool = False) -> None:
         """Fire again.
@@ -316,7 +318,8 @@ class Schedule:
         return self._offer(owner.now(), from_chain=False)
 
     def remove(self) -> bool:
-        """Stop the schedule for good; a running run is not cancelled.
+        """Stop the schedule for good; runs not started yet are cancelled, a
+        running one is not.
 
         :return: ``True`` if it was not finished already
         """
@@ -324,6 +327,7 @@ class Schedule:
             return False
         self._finish()
         self._drop_buffered()
+        self._drop_unstarted()
         return True
 
     def __repr__(self) -> str:
@@ -468,7 +472,8 @@ class Schedule:
 
     def _too_late(self, fire: datetime, wall_now: datetime) -> bool:
         grace = self._misfire_grace
-        if grace is None or (wall_now - fire).total_seconds() <= grace:
+        # Both instants come from floats rounded to microseconds: allow for it.
+        if grace is None or (wall_now - fire).total_seconds() <= grace + 2e-6:
             return False
         self._missed += 1
         logger.warning(
@@ -559,9 +564,9 @@ class Schedule:
     def _pump(self, wall_now: datetime | None) -> None:
         """Start the next buffered or catch-up run if none is running."""
         self._active = active = [task for task in self._active if not task.done()]
-        running = [task for task in active if task._state == RUNNING]
-        if running:
-            return
+        buffered = set(map(id, self._buffer))
+        if any(id(task) not in buffered for task in active):
+            return  # a run is running, or about to start (jitter, dispatch)
         buffer = self._buffer
         while buffer:
             task = buffer.popleft()
@@ -589,6 +594,12 @@ class Schedule:
                 if skipped:
                     self._skipped += 1
         self._chain.clear()
+
+    def _drop_unstarted(self) -> None:
+        """Cancel the runs created but not started (jitter, run_now)."""
+        for task in self._active:
+            if task._state == PENDING:
+                task.cancel()
 
     def _finish(self) -> None:
         if self._finished:
