@@ -137,6 +137,7 @@ class BaseScheduler(Hosted):
         # What that offset is made of: wall_clock() - time.monotonic(), plus
         # this (fixed at binding), so the loop clock drives wall time too.
         self._offset_base = 0.0
+        self._fast_offset: float | None = None
         self._wall_clock: Callable[[], float] = time.time
         self._engine: backends.Engine | None = None
         # The serving task's sleep target; -inf while it is awake (then it
@@ -213,6 +214,11 @@ class BaseScheduler(Hosted):
         # monotonic clock) moves D. So offset = (M0 - T0) + D.
         self._offset_base = time.monotonic() - binding.clock()
         self._read_wall_offset()
+        # On the loop's own monotonic clock, wall time is wall_clock() plus
+        # this constant (the start_at hot path reads one clock, not three).
+        self._fast_offset = None
+        if binding.monotonic_clock:
+            self._fast_offset = self._offset_base + binding.clock() - time.monotonic()
         return binding
 
     def _read_wall_offset(self) -> float:

@@ -323,7 +323,7 @@ def new_timed_task(
     task._priority = priority
     task._state = PENDING
     task._seq = seq
-    task._outcome = None
+    # _outcome stays unset until the task is done (one store less per job).
     return task
 
 

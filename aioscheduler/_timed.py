@@ -452,7 +452,11 @@ class TimedScheduler(BaseScheduler):
         if self._closed:
             self._check_open()  # closed says more than "in the past"
         # "In the past" by our wall time, read now.
-        now = self._clock() + self._read_wall_offset()
+        fast = self._fast_offset
+        if fast is not None:
+            now = self._wall_clock() + fast
+        else:
+            now = self._clock() + self._read_wall_offset()
         if timestamp < now:
             raise ValueError(past_message(when, timestamp, now, self._prefer_utc))
         return self._push_at(callback, args, when, timestamp)

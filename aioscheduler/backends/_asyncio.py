@@ -368,6 +368,9 @@ class AsyncioBinding(LoopBinding):
         self._loop = loop
         self._thread = threading.get_ident()
         self.clock = loop.time
+        # BaseEventLoop.time() is time.monotonic(); a test loop (looptime)
+        # or uvloop (milliseconds, cached per iteration) has its own.
+        self.monotonic_clock = type(loop).time is asyncio.BaseEventLoop.time
         if sys.version_info >= (3, 12):
             self.loop = loop
             self.current_loop = _get_running_loop

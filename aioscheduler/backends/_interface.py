@@ -122,6 +122,10 @@ class LoopBinding(ABC):
     loop: object
     #: returns the identity of the loop running in the calling thread
     current_loop: Callable[[], object]
+    #: ``True`` if ``clock`` is :func:`time.monotonic` plus a constant (the
+    #: loop's own clock, no test clock): then wall time is the wall clock
+    #: plus a constant, and reading it takes one call, not three
+    monotonic_clock: bool = False
 
     @abstractmethod
     def in_loop(self) -> bool:

@@ -10,6 +10,7 @@ semantics as the portable engine.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
@@ -76,6 +77,14 @@ class TrioBinding(LoopBinding):
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
         self._token = self.loop = token
         self.clock = trio.current_time
+        # Trio's default clock is perf_counter() plus an offset, which is the
+        # monotonic clock on Linux and macOS; a MockClock is not.
+        clock = trio.lowlevel.current_clock()
+        self.monotonic_clock = (
+            type(clock).__name__ == "SystemClock"
+            and type(clock).__module__.startswith("trio.")
+            and sys.platform != "win32"
+        )
         self.current_loop = _current_token
 
     def in_loop(self) -> bool:
