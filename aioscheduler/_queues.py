@@ -138,8 +138,9 @@ class DeadlineHeap(_LazyDeletion):
         return wall_head if head is None or wall_head < head else head
 
     def has_wall(self) -> bool:
-        """Return ``True`` if a wall-clock job may be pending."""
-        return bool(self._wall_entries)
+        """Return ``True`` if a live wall-clock job is pending (not buffered)."""
+        head = _live_head(self, self._wall_entries)
+        return head is not None and head != math.inf
 
     def pop_due(self, now: float, offset: float) -> TimedTask | None:
         """Remove and return the next live task due by loop time *now*.

@@ -515,7 +515,15 @@ class BaseScheduler(Hosted):
                 raise
             # Cancelled from outside after a job failed, or a job's
             # BaseException: the failures still surface, as from a task group.
-            others = [] if isinstance(exc, anyio.get_cancelled_exc_class()) else [exc]
+            cancelled = anyio.get_cancelled_exc_class()
+            others: list[BaseException] = []
+            if isinstance(exc, BaseExceptionGroup):
+                # Trio's nursery wraps the cancellation in a group.
+                rest = exc.split(cancelled)[1]
+                if rest is not None:
+                    others.append(rest)
+            elif not isinstance(exc, cancelled):
+                others.append(exc)
             raise self._failure_group(group_failure, others) from None
         finally:
             _serving.reset(token)

@@ -524,9 +524,17 @@ class Schedule:
             )
             return None
         delay = 0.0 if buffered else self._jitter_for(fire)
+        elapsed = self._trigger.elapsed
         # Buffered: waits in the heap, never due by itself, until started.
-        key = math.inf if buffered else fire.timestamp() + delay
-        task = owner._push_run(self._runner, self._args, fire, key)
+        # Every's runs wait on the loop clock (elapsed time), the others on
+        # the wall clock.
+        if buffered:
+            key = math.inf
+        elif elapsed:
+            key = fire.timestamp() - owner._wall_offset + delay
+        else:
+            key = fire.timestamp() + delay
+        task = owner._push_run(self._runner, self._args, fire, key, elapsed)
         self._runs += 1
         self._last_task = task
         self._active.append(task)
@@ -558,8 +566,13 @@ class Schedule:
         return self._anchored._next_after(fire)
 
     def _run_ended(self) -> None:
-        """A run ended: start what waits for it (a buffered run, the chain)."""
-        self._pump(None)
+        """A run is ending: start what waits for it (a buffered run, the chain).
+
+        Not here: the ending run's outcome is not recorded yet (it still
+        counts as running). The serving task does it on its next round.
+        """
+        owner = self._owner
+        owner._schedule_set().pump_soon(self)
 
     def _pump(self, wall_now: datetime | None) -> None:
         """Start the next buffered or catch-up run if none is running."""
@@ -611,7 +624,16 @@ class Schedule:
 class ScheduleSet:
     """A TimedScheduler's schedules, by id, and the heaps of their next fires."""
 
-    __slots__ = ("_by_id", "_ids", "_live", "_mono", "_owner", "_sequence", "_wall")
+    __slots__ = (
+        "_by_id",
+        "_ids",
+        "_live",
+        "_mono",
+        "_owner",
+        "_sequence",
+        "_to_pump",
+        "_wall",
+    )
 
     def __init__(self, owner: TimedScheduler) -> None:
         self._owner = owner
@@ -622,6 +644,8 @@ class ScheduleSet:
         self._mono: list[list[Any]] = []
         self._sequence = count()
         self._ids = count(1)
+        # Schedules whose run ended, to start what waits for it.
+        self._to_pump: deque[Schedule] = deque()
 
     @property
     def by_id(self) -> Mapping[str, Schedule]:
@@ -679,7 +703,8 @@ class ScheduleSet:
             self._owner._schedule_finished()
 
     def has_wall(self) -> bool:
-        return bool(self._wall)
+        """Return ``True`` if a live wall-clock schedule waits."""
+        return _head(self._wall) is not None
 
     def next_deadline(self, offset: float) -> float | None:
         """Return the loop time the next schedule fires, or ``None``."""
@@ -691,8 +716,20 @@ class ScheduleSet:
                 return wall
         return mono
 
+    def pump_soon(self, schedule: Schedule) -> None:
+        """Have the serving task start *schedule*'s waiting runs next round."""
+        self._to_pump.append(schedule)
+        owner = self._owner
+        if owner._sleeping_until != -math.inf:
+            owner._wake()
+
     def fire_due(self, now: float, offset: float) -> None:
-        """Fire every schedule whose entry is due at loop time *now*."""
+        """Start waiting runs, then fire every schedule due at loop time *now*."""
+        to_pump = self._to_pump
+        while to_pump:
+            schedule = to_pump.popleft()
+            if not schedule._finished or schedule._buffer or schedule._chain:
+                schedule._pump(None)
         for heap, due_by in ((self._mono, now), (self._wall, now + offset)):
             while heap:
                 entry = heap[0]

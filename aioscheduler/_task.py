@@ -101,7 +101,7 @@ class Task(Generic[T_co]):
         priority = self._priority
         if isinstance(priority, _Named):
             priority = priority.priority
-        if priority is None:
+        if priority is None or priority.__class__ is ElapsedFire:
             when = self.when
             assert when is not None
             return when
@@ -132,6 +132,8 @@ class Task(Generic[T_co]):
         if isinstance(priority, datetime):
             if priority.tzinfo is None:
                 return self._owner._naive_to_utc(priority)
+            if priority.__class__ is ElapsedFire:
+                return _plain(priority)
             return priority.astimezone(UTC)
         deadline = self._deadline
         if deadline is None:
@@ -243,6 +245,45 @@ class Task(Generic[T_co]):
         return describe(self, _STATE_NAMES[self._state])
 
 
+class ElapsedFire(datetime):
+    """The fire time of an elapsed-time schedule's run (``Every``).
+
+    The run's ``when`` (an aware UTC datetime), while the run itself waits
+    on the loop clock: a ``priority`` of this type marks a timed task whose
+    float is a loop deadline, not a wall timestamp.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, when: datetime) -> ElapsedFire:
+        when = when.astimezone(UTC)
+        return cls(
+            when.year,
+            when.month,
+            when.day,
+            when.hour,
+            when.minute,
+            when.second,
+            when.microsecond,
+            UTC,
+        )
+
+
+def _plain(when: datetime) -> datetime:
+    """Return *when* as a plain :class:`datetime` (not a subclass)."""
+    return datetime(
+        when.year,
+        when.month,
+        when.day,
+        when.hour,
+        when.minute,
+        when.second,
+        when.microsecond,
+        when.tzinfo,
+    )
+
+
 class _Named(NamedTuple):
     priority: datetime | int | None
     uuid: UUID
@@ -286,7 +327,7 @@ class TimedTask(float, Task[Any]):
         priority = self._priority
         if isinstance(priority, _Named):
             priority = priority.priority
-        return priority is not None
+        return priority is not None and priority.__class__ is not ElapsedFire
 
     @property
     def _deadline(self) -> float:

@@ -23,7 +23,7 @@ from ._schedules import (
     ScheduleSet,
     check_schedule_options,
 )
-from ._task import RUNNING, Task, new_timed_task
+from ._task import RUNNING, ElapsedFire, Task, new_timed_task
 from ._time import (
     MAX_TIMESTAMP,
     delay_seconds,
@@ -386,9 +386,20 @@ class TimedScheduler(BaseScheduler):
             self._schedules.close()
 
     def _push_run(
-        self, runner: Any, args: tuple[Any, ...], fire: datetime, key: float
+        self,
+        runner: Any,
+        args: tuple[Any, ...],
+        fire: datetime,
+        key: float,
+        elapsed: bool,
     ) -> Task[Any]:
-        """Add a schedule's run, due at wall timestamp *key* (inf: buffered)."""
+        """Add a schedule's run (``when``: *fire*), due at *key* (inf: buffered).
+
+        *key* is a loop deadline for an elapsed-time trigger (``Every``), else
+        a wall timestamp.
+        """
+        if elapsed:
+            return self._push(runner, args, ElapsedFire.of(fire), key)
         return self._push_at(runner, args, fire, key)
 
     def _start_buffered(self, task: Task[Any]) -> None:

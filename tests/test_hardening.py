@@ -549,3 +549,46 @@ async def test_past_naive_time_says_how_it_was_read(
         with pytest.raises(ValueError, match="in the past") as aware_info:
             scheduler.start_at(datetime.now(UTC) - timedelta(seconds=3), job)
         assert "naive" not in str(aware_info.value)
+
+
+# -- found by review: cancellation after a shield; Trio's wrapped Cancelled -----
+
+
+@pytest.mark.parametrize("kind", ["timed", "queued"])
+async def test_cancel_lands_at_the_first_await_after_a_shield(kind: str) -> None:
+    """Cancelled while shielded: the first unshielded await raises, on every
+    engine (the native asyncio engine once let several complete)."""
+    log: list[int] = []
+
+    async def job() -> None:
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(1)
+        for i in range(5):
+            await anyio.sleep(0.001)
+            log.append(i)
+
+    front: Any = TimedScheduler() if kind == "timed" else QueuedScheduler()
+    async with front:
+        task = front.start_after(0, job) if kind == "timed" else front.start_soon(job)
+        await anyio.sleep(0.5)
+        begin = anyio.current_time()
+        assert task.cancel()
+    assert task.cancelled()
+    assert log == []
+    assert anyio.current_time() - begin == pytest.approx(0.5)
+
+
+async def test_failure_in_cleanup_when_cancelled_from_outside_is_flat() -> None:
+    """The job's cleanup fails while an outer deadline cancels the scheduler:
+    one flat group, as a task group gives (Trio wraps its Cancelled in a
+    group of its own, which must not nest the failures)."""
+    error = Boom("cleanup")
+
+    async def serve() -> None:
+        with anyio.move_on_after(5):
+            async with TimedScheduler(on_error="raise") as scheduler:
+                scheduler.start_after(0, fail_when_cancelled, error)
+
+    with pytest.raises(ExceptionGroup) as info:
+        await serve()
+    assert info.value.exceptions == (error,)

@@ -98,9 +98,13 @@ async def test_random_schedule_programs_keep_the_contract(
     push_run = scheduler._push_run
 
     def recording_push_run(
-        runner: Any, args: tuple[Any, ...], fire: datetime, key: float
+        runner: Any,
+        args: tuple[Any, ...],
+        fire: datetime,
+        key: float,
+        elapsed: bool,
     ) -> Any:
-        task = push_run(runner, args, fire, key)
+        task = push_run(runner, args, fire, key, elapsed)
         seen[args[0]].tasks.append(task)
         return task
 

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -78,9 +79,6 @@ try:
     from anyio._backends._asyncio import _task_states as _anyio_task_states
 except ImportError:  # pragma: no cover - depends on AnyIO's internals
     _anyio_task_states = None  # type: ignore[assignment]
-
-#: How often to look again whether a shielded job can take its cancellation.
-SHIELD_POLL = 0.01
 
 
 def _shielded(task: asyncio.Task[Any], base: object) -> bool:
@@ -305,8 +303,7 @@ class AsyncioEngine(Engine):
 
         Called again on every loop iteration while the job runs, as AnyIO
         delivers a cancel scope's cancellation; while the job is in a
-        shielded section, only every SHIELD_POLL seconds, so that a virtual
-        clock can move on meanwhile.
+        shielded section, each time it wakes up.
         """
         if task._state != RUNNING or task not in self._cancelling:
             self._cancelling.discard(task)
@@ -321,7 +318,14 @@ class AsyncioEngine(Engine):
             job = self._job_of(task)
             shield_base = None
         if _shielded(job, shield_base):
-            loop.call_later(SHIELD_POLL, self._deliver_cancel, task)
+            # Look again when the job wakes up (it may leave the shield in
+            # that step): a callback on what it awaits runs right after its
+            # own wake-up. No timer, no spin, and a virtual clock moves on.
+            waiter = job._fut_waiter  # type: ignore[attr-defined]
+            if waiter is not None and not waiter.done():
+                waiter.add_done_callback(partial(self._redeliver, task))
+            else:
+                loop.call_soon(self._deliver_cancel, task)
             return
         if job is not asyncio.current_task() and _never_started(job):
             # Its coroutine will never run, so neither will _run's bookkeeping.
@@ -337,6 +341,9 @@ class AsyncioEngine(Engine):
                 if task is self._inline:
                     self._inline_cancels += 1
         loop.call_soon(self._deliver_cancel, task)
+
+    def _redeliver(self, task: Task, _: object) -> None:
+        self._deliver_cancel(task)
 
     def _forget(self, task: Task) -> None:
         jobs = self._jobs
