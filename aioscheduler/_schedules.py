@@ -28,7 +28,7 @@ from itertools import count
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from ._task import PENDING, RUNNING, Task
+from ._task import PENDING, Task
 from ._time import utc_from_timestamp
 from ._trigger import Trigger
 from ._triggers import Every
@@ -120,13 +120,16 @@ class _Runner:
     """The callback of a schedule's runs: the user's function, then bookkeeping.
 
     Named after the user's function, so a run's task reads as that function
-    in reprs and logs.
+    in reprs and logs. One per run: it knows its task, so that when the run
+    ends the schedule can tell it apart from runs still running (the task
+    is still marked running while its coroutine unwinds).
     """
 
-    __slots__ = ("__name__", "__qualname__", "schedule")
+    __slots__ = ("__name__", "__qualname__", "schedule", "task")
 
     def __init__(self, schedule: Schedule) -> None:
         self.schedule = schedule
+        self.task: Task[Any] | None = None
         fn = schedule._fn
         self.__name__ = getattr(fn, "__name__", "run")
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
@@ -139,7 +142,8 @@ class _Runner:
         try:
             return await schedule._fn(*args)
         finally:
-            schedule._run_ended()
+            task, self.task = self.task, None
+            schedule._run_ended(task)
 
 
 class Schedule:
@@ -398,6 +402,8 @@ class Schedule:
         else:
             picked, due = self._due_wall(wall_now)
         self._missed += due - len(picked)
+        if self._buffer or self._chain:
+            self._pump(wall_now)  # a run they waited for may have been cancelled
         if self._coalesce == "all" and len(picked) > 1:
             self._chain.extend(picked)
             self._pump(wall_now)
@@ -481,33 +487,53 @@ class Schedule:
         )
         return True
 
-    def _offer(self, fire: datetime, *, from_chain: bool) -> Task[Any] | None:
+    def _offer(
+        self, fire: datetime, *, from_chain: bool, jitter: bool = True
+    ) -> Task[Any] | None:
         """A fire time wants a run: start, buffer or skip it by ``overlap``."""
         if self._max_runs is not None and self._runs >= self._max_runs:
             return None
-        self._active = active = [task for task in self._active if not task.done()]
         overlap = self._overlap
-        if active and not from_chain and overlap != "allow":
-            if overlap == "skip":
-                self._skipped += 1
-                return None
-            if overlap == "cancel_previous":
-                self._drop_buffered(skipped=True)
-                for task in active:
-                    task.cancel()
-            elif overlap == "buffer_one" and any(
-                task._state == PENDING for task in self._buffer
-            ):
-                self._skipped += 1
-                return None
-            return self._make_run(fire, buffered=True)
-        return self._make_run(fire, buffered=False)
+        if from_chain or overlap == "allow" or not self._busy(None):
+            return self._make_run(fire, buffered=False, jitter=jitter)
+        if overlap == "skip":
+            self._skipped += 1
+            return None
+        if overlap == "cancel_previous":
+            self._drop_buffered(skipped=True)
+            for task in self._active:
+                task.cancel()
+            if not self._busy(None):
+                # Nothing was running (a jittered run not started yet): the
+                # cancel ended it at once.
+                return self._make_run(fire, buffered=False, jitter=jitter)
+        elif overlap == "buffer_one" and any(
+            task._state == PENDING for task in self._buffer
+        ):
+            self._skipped += 1
+            return None
+        return self._make_run(fire, buffered=True, jitter=False)
 
-    def _make_run(self, fire: datetime, *, buffered: bool) -> Task[Any] | None:
+    def _busy(self, ending: Task[Any] | None) -> bool:
+        """Whether a run (other than *ending*) is running or about to start.
+
+        A buffered run waiting for its turn does not count; a jittered one
+        that has not started yet does.
+        """
+        self._active = active = [task for task in self._active if not task.done()]
+        buffer = self._buffer
+        return any(
+            task is not ending and not (task._state == PENDING and task in buffer)
+            for task in active
+        )
+
+    def _make_run(
+        self, fire: datetime, *, buffered: bool, jitter: bool
+    ) -> Task[Any] | None:
         owner = self._owner
-        max_tasks = owner._max_tasks
         if owner._closed:
             return None
+        max_tasks = owner._max_tasks
         if max_tasks is not None and owner._loads[owner._slot] >= max_tasks:
             self._missed += 1
             logger.warning(
@@ -518,10 +544,12 @@ class Schedule:
                 max_tasks,
             )
             return None
-        delay = 0.0 if buffered else self._jitter_for(fire)
+        delay = self._jitter_for(fire) if jitter else 0.0
         # Buffered: waits in the heap, never due by itself, until started.
         key = math.inf if buffered else fire.timestamp() + delay
-        task = owner._push_run(self._runner, self._args, fire, key)
+        runner = _Runner(self)
+        task = owner._push_run(runner, self._args, fire, key)
+        runner.task = task
         self._runs += 1
         self._last_task = task
         self._active.append(task)
@@ -552,15 +580,18 @@ class Schedule:
             return fire + timedelta(seconds=self._period)
         return self._anchored._next_after(fire)
 
-    def _run_ended(self) -> None:
+    def _run_ended(self, task: Task[Any] | None) -> None:
         """A run ended: start what waits for it (a buffered run, the chain)."""
-        self._pump(None)
+        if self._buffer or self._chain:
+            self._pump(None, ending=task)
 
-    def _pump(self, wall_now: datetime | None) -> None:
-        """Start the next buffered or catch-up run if none is running."""
-        self._active = active = [task for task in self._active if not task.done()]
-        running = [task for task in active if task._state == RUNNING]
-        if running:
+    def _pump(self, wall_now: datetime | None, ending: Task[Any] | None = None) -> None:
+        """Start the next buffered or catch-up run if none is running.
+
+        :param ending: a run whose job has returned but whose task is not
+            marked done yet (we are called from its last step)
+        """
+        if self._busy(ending):
             return
         buffer = self._buffer
         while buffer:
@@ -578,7 +609,7 @@ class Schedule:
                 fire = self._chain.popleft()
                 if self._too_late(fire, now):
                     continue
-                if self._offer(fire, from_chain=True) is not None:
+                if self._offer(fire, from_chain=True, jitter=False) is not None:
                     return
 
     def _drop_buffered(self, *, skipped: bool = False) -> None:
