@@ -401,7 +401,9 @@ class Schedule:
             picked, due = self._due_elapsed(now, offset)
         else:
             picked, due = self._due_wall(wall_now)
-        self._missed += due - len(picked)
+        # The fire times that do not run: exactly up to MISSED_COUNT_LIMIT,
+        # and that many for a larger gap (counted no further).
+        self._missed += min(max(0, due - len(picked)), MISSED_COUNT_LIMIT)
         if self._buffer or self._chain:
             self._pump(wall_now)  # a run they waited for may have been cancelled
         if self._coalesce == "all" and len(picked) > 1:
@@ -423,11 +425,13 @@ class Schedule:
         latest = trigger._last_at_or_before(wall_now)
         if latest is None or latest < first:
             latest = first
+        picked = self._pick(first, latest, self._hwm)
         if latest == first:
             due = 1
         else:
-            due = trigger._count_between(self._hwm, latest, MISSED_COUNT_LIMIT)
-        picked = self._pick(first, latest, self._hwm)
+            # One more than can be reported: tells "more than the limit".
+            limit = MISSED_COUNT_LIMIT + len(picked)
+            due = trigger._count_between(self._hwm, latest, limit)
         self._hwm = latest
         self._next = trigger._next_after(latest)
         return picked, max(due, len(picked))
@@ -438,7 +442,7 @@ class Schedule:
         last_k = max(first_k, math.floor((now - origin) / period))
         if self._end_loop != math.inf:
             last_k = min(last_k, math.floor((self._end_loop - origin) / period))
-        due = min(last_k - first_k + 1, MISSED_COUNT_LIMIT)
+        due = last_k - first_k + 1
 
         def fire(k: int) -> datetime:
             return utc_from_timestamp(origin + k * period + offset)
