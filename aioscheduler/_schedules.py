@@ -317,7 +317,8 @@ class Schedule:
             owner._bind()
         if owner._closed:
             owner._check_open()
-        return self._offer(owner.now(), from_chain=False)
+        # Now means now: no jitter.
+        return self._offer(owner.now(), from_chain=False, jitter=False)
 
     def remove(self) -> bool:
         """Stop the schedule for good; a running run is not cancelled.
