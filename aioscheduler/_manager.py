@@ -404,7 +404,9 @@ class Manager(Hosted, Generic[SchedulerT]):
         """
         if not self._timed:
             raise self._wrong_kind("add_schedule", "TimedScheduler")
-        if self._guarded:
+        if self._closed:
+            # Closed only: a schedule takes no place under max_tasks (its
+            # runs do, each when it is due).
             self._check_admit()
         scheduler: TimedScheduler | None = None
         if id is not None:

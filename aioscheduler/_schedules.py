@@ -538,8 +538,14 @@ class Schedule:
         owner = self._owner
         if owner._closed:
             return None
+        loads = owner._loads
         max_tasks = owner._max_tasks
-        if max_tasks is not None and owner._loads[owner._slot] >= max_tasks:
+        load = loads[owner._slot]
+        manager = owner._manager
+        if manager is not None and manager._max_tasks is not None:
+            # A Manager's max_tasks bounds the total across its schedulers.
+            max_tasks, load = manager._max_tasks, sum(loads)
+        if max_tasks is not None and load >= max_tasks:
             self._missed += 1
             logger.warning(
                 "schedule %r: the run for %s does not run: max_tasks=%d jobs "
