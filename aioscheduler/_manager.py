@@ -412,8 +412,13 @@ class Manager(Hosted, Generic[SchedulerT]):
         if id is not None:
             scheduler = next((s for s in self.schedulers if id in s.schedules), None)
         if scheduler is None:
+            # Fewest pending+running jobs, then fewest schedules: schedules
+            # added together (before any of them runs) spread out too.
             loads = self._loads
-            scheduler = self.schedulers[loads.index(min(loads))]
+            children = self.schedulers
+            scheduler = children[
+                min(range(len(children)), key=lambda i: (loads[i], _count(children[i])))
+            ]
             if id is None:
                 id = self._new_schedule_id()
         return scheduler.add_schedule(trigger, async_fn, *args, id=id, **options)
@@ -630,3 +635,9 @@ class Manager(Hosted, Generic[SchedulerT]):
         self._request_close()
         for scheduler in self.schedulers:
             await scheduler.aclose()
+
+
+def _count(scheduler: TimedScheduler) -> int:
+    """How many unfinished schedules *scheduler* holds."""
+    schedules = scheduler._schedules
+    return 0 if schedules is None else len(schedules)
