@@ -238,12 +238,22 @@ class Schedule:
         """
         if self._finished:
             return None
+        owner = self._owner
         if self._trigger.elapsed:
-            fire = self._origin + self._k * self._period
+            k = self._k
+            if self._paused:
+                now = owner._clock()
+                k = max(k, math.floor((now - self._origin) / self._period) + 1)
+            fire = self._origin + k * self._period
             if fire > self._end_loop:
                 return None
-            return utc_from_timestamp(fire + self._owner._wall_offset)
-        return None if self._next is None else self._next.astimezone(UTC)
+            return utc_from_timestamp(fire + owner._wall_offset)
+        following = self._next
+        if self._paused and following is not None:
+            wall_now = utc_from_timestamp(owner._clock() + owner._read_wall_offset())
+            if following <= wall_now:
+                following = self._anchored._next_after(wall_now)
+        return None if following is None else following.astimezone(UTC)
 
     @property
     def paused(self) -> bool:
