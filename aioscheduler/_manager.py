@@ -392,7 +392,8 @@ class Manager(Hosted, Generic[SchedulerT]):
         id: str | None = None,
         **options: Any,
     ) -> Schedule:
-        """Add a recurring schedule on the least loaded scheduler.
+        """Add a recurring schedule on the least loaded scheduler (fewest
+        pending and running jobs; among equals, fewest schedules).
 
         Takes what :meth:`TimedScheduler.add_schedule` takes; ids are unique
         across the Manager, and the schedule's runs run on the scheduler it

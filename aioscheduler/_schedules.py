@@ -314,7 +314,7 @@ class Schedule:
         owner._schedule_set()._list(self)
 
     def run_now(self) -> Task[Any] | None:
-        """Run once more now, obeying ``overlap``.
+        """Run once more now, obeying ``overlap`` (``jitter`` does not apply).
 
         :return: the run's task (started, or buffered), or ``None`` if
             ``overlap`` skipped it. It counts in :attr:`runs` and toward
