@@ -392,7 +392,8 @@ class Manager(Hosted, Generic[SchedulerT]):
         id: str | None = None,
         **options: Any,
     ) -> Schedule:
-        """Add a recurring schedule on the least loaded scheduler.
+        """Add a recurring schedule on the least loaded scheduler (fewest
+        pending and running jobs; among equals, fewest schedules).
 
         Takes what :meth:`TimedScheduler.add_schedule` takes; ids are unique
         across the Manager, and the schedule's runs run on the scheduler it
@@ -404,14 +405,21 @@ class Manager(Hosted, Generic[SchedulerT]):
         """
         if not self._timed:
             raise self._wrong_kind("add_schedule", "TimedScheduler")
-        if self._guarded:
+        if self._closed:
+            # Closed only: a schedule takes no place under max_tasks (its
+            # runs do, each when it is due).
             self._check_admit()
         scheduler: TimedScheduler | None = None
         if id is not None:
             scheduler = next((s for s in self.schedulers if id in s.schedules), None)
         if scheduler is None:
+            # Fewest pending+running jobs, then fewest schedules: schedules
+            # added together (before any of them runs) spread out too.
             loads = self._loads
-            scheduler = self.schedulers[loads.index(min(loads))]
+            children = self.schedulers
+            scheduler = children[
+                min(range(len(children)), key=lambda i: (loads[i], _count(children[i])))
+            ]
             if id is None:
                 id = self._new_schedule_id()
         return scheduler.add_schedule(trigger, async_fn, *args, id=id, **options)
@@ -628,3 +636,9 @@ class Manager(Hosted, Generic[SchedulerT]):
         self._request_close()
         for scheduler in self.schedulers:
             await scheduler.aclose()
+
+
+def _count(scheduler: TimedScheduler) -> int:
+    """How many unfinished schedules *scheduler* holds."""
+    schedules = scheduler._schedules
+    return 0 if schedules is None else len(schedules)

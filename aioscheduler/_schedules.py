@@ -120,13 +120,16 @@ class _Runner:
     """The callback of a schedule's runs: the user's function, then bookkeeping.
 
     Named after the user's function, so a run's task reads as that function
-    in reprs and logs.
+    in reprs and logs. One per run: it knows its task, so that when the run
+    ends the schedule can tell it apart from runs still running (the task
+    is still marked running while its coroutine unwinds).
     """
 
-    __slots__ = ("__name__", "__qualname__", "schedule")
+    __slots__ = ("__name__", "__qualname__", "schedule", "task")
 
     def __init__(self, schedule: Schedule) -> None:
         self.schedule = schedule
+        self.task: Task[Any] | None = None
         fn = schedule._fn
         self.__name__ = getattr(fn, "__name__", "run")
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
@@ -139,7 +142,8 @@ class _Runner:
         try:
             return await schedule._fn(*args)
         finally:
-            schedule._run_ended()
+            task, self.task = self.task, None
+            schedule._run_ended(task)
 
 
 class Schedule:
@@ -234,12 +238,22 @@ class Schedule:
         """
         if self._finished:
             return None
+        owner = self._owner
         if self._trigger.elapsed:
-            fire = self._origin + self._k * self._period
+            k = self._k
+            if self._paused:
+                now = owner._clock()
+                k = max(k, math.floor((now - self._origin) / self._period) + 1)
+            fire = self._origin + k * self._period
             if fire > self._end_loop:
                 return None
-            return utc_from_timestamp(fire + self._owner._wall_offset)
-        return None if self._next is None else self._next.astimezone(UTC)
+            return utc_from_timestamp(fire + owner._wall_offset)
+        following = self._next
+        if self._paused and following is not None:
+            wall_now = utc_from_timestamp(owner._clock() + owner._read_wall_offset())
+            if following <= wall_now:
+                following = self._anchored._next_after(wall_now)
+        return None if following is None else following.astimezone(UTC)
 
     @property
     def paused(self) -> bool:
@@ -302,7 +316,7 @@ class Schedule:
         owner._schedule_set()._list(self)
 
     def run_now(self) -> Task[Any] | None:
-        """Run once more now, obeying ``overlap``.
+        """Run once more now, obeying ``overlap`` (``jitter`` does not apply).
 
         :return: the run's task (started, or buffered), or ``None`` if
             ``overlap`` skipped it. It counts in :attr:`runs` and toward
@@ -315,7 +329,8 @@ class Schedule:
             owner._bind()
         if owner._closed:
             owner._check_open()
-        return self._offer(owner.now(), from_chain=False)
+        # Now means now: no jitter.
+        return self._offer(owner.now(), from_chain=False, jitter=False)
 
     def remove(self) -> bool:
         """Stop the schedule for good; runs not started yet are cancelled, a
@@ -401,7 +416,11 @@ class Schedule:
             picked, due = self._due_elapsed(now, offset)
         else:
             picked, due = self._due_wall(wall_now)
-        self._missed += due - len(picked)
+        # The fire times that do not run: exactly up to MISSED_COUNT_LIMIT,
+        # and that many for a larger gap (counted no further).
+        self._missed += min(max(0, due - len(picked)), MISSED_COUNT_LIMIT)
+        if self._buffer or self._chain:
+            self._pump(wall_now)  # a run they waited for may have been cancelled
         if self._coalesce == "all" and len(picked) > 1:
             self._chain.extend(picked)
             self._pump(wall_now)
@@ -421,11 +440,13 @@ class Schedule:
         latest = trigger._last_at_or_before(wall_now)
         if latest is None or latest < first:
             latest = first
+        picked = self._pick(first, latest, self._hwm)
         if latest == first:
             due = 1
         else:
-            due = trigger._count_between(self._hwm, latest, MISSED_COUNT_LIMIT)
-        picked = self._pick(first, latest, self._hwm)
+            # One more than can be reported: tells "more than the limit".
+            limit = MISSED_COUNT_LIMIT + len(picked)
+            due = trigger._count_between(self._hwm, latest, limit)
         self._hwm = latest
         self._next = trigger._next_after(latest)
         return picked, max(due, len(picked))
@@ -436,7 +457,7 @@ class Schedule:
         last_k = max(first_k, math.floor((now - origin) / period))
         if self._end_loop != math.inf:
             last_k = min(last_k, math.floor((self._end_loop - origin) / period))
-        due = min(last_k - first_k + 1, MISSED_COUNT_LIMIT)
+        due = last_k - first_k + 1
 
         def fire(k: int) -> datetime:
             return utc_from_timestamp(origin + k * period + offset)
@@ -486,34 +507,60 @@ class Schedule:
         )
         return True
 
-    def _offer(self, fire: datetime, *, from_chain: bool) -> Task[Any] | None:
+    def _offer(
+        self, fire: datetime, *, from_chain: bool, jitter: bool = True
+    ) -> Task[Any] | None:
         """A fire time wants a run: start, buffer or skip it by ``overlap``."""
         if self._max_runs is not None and self._runs >= self._max_runs:
             return None
-        self._active = active = [task for task in self._active if not task.done()]
         overlap = self._overlap
-        if active and not from_chain and overlap != "allow":
-            if overlap == "skip":
-                self._skipped += 1
-                return None
-            if overlap == "cancel_previous":
-                self._drop_buffered(skipped=True)
-                for task in active:
-                    task.cancel()
-            elif overlap == "buffer_one" and any(
-                task._state == PENDING for task in self._buffer
-            ):
-                self._skipped += 1
-                return None
-            return self._make_run(fire, buffered=True)
-        return self._make_run(fire, buffered=False)
+        if from_chain or overlap == "allow" or not self._busy(None):
+            return self._make_run(fire, buffered=False, jitter=jitter)
+        if overlap == "skip":
+            self._skipped += 1
+            return None
+        if overlap == "cancel_previous":
+            self._drop_buffered(skipped=True)
+            for task in self._active:
+                task.cancel()
+            if not self._busy(None):
+                # Nothing was running (a jittered run not started yet): the
+                # cancel ended it at once.
+                return self._make_run(fire, buffered=False, jitter=jitter)
+        elif overlap == "buffer_one" and any(
+            task._state == PENDING for task in self._buffer
+        ):
+            self._skipped += 1
+            return None
+        return self._make_run(fire, buffered=True, jitter=False)
 
-    def _make_run(self, fire: datetime, *, buffered: bool) -> Task[Any] | None:
+    def _busy(self, ending: Task[Any] | None) -> bool:
+        """Whether a run (other than *ending*) is running or about to start.
+
+        A buffered run waiting for its turn does not count; a jittered one
+        that has not started yet does.
+        """
+        self._active = active = [task for task in self._active if not task.done()]
+        buffer = self._buffer
+        return any(
+            task is not ending and not (task._state == PENDING and task in buffer)
+            for task in active
+        )
+
+    def _make_run(
+        self, fire: datetime, *, buffered: bool, jitter: bool
+    ) -> Task[Any] | None:
         owner = self._owner
-        max_tasks = owner._max_tasks
         if owner._closed:
             return None
-        if max_tasks is not None and owner._loads[owner._slot] >= max_tasks:
+        loads = owner._loads
+        max_tasks = owner._max_tasks
+        load = loads[owner._slot]
+        manager = owner._manager
+        if manager is not None and manager._max_tasks is not None:
+            # A Manager's max_tasks bounds the total across its schedulers.
+            max_tasks, load = manager._max_tasks, sum(loads)
+        if max_tasks is not None and load >= max_tasks:
             self._missed += 1
             logger.warning(
                 "schedule %r: the run for %s does not run: max_tasks=%d jobs "
@@ -523,7 +570,7 @@ class Schedule:
                 max_tasks,
             )
             return None
-        delay = 0.0 if buffered else self._jitter_for(fire)
+        delay = self._jitter_for(fire) if jitter else 0.0
         elapsed = self._trigger.elapsed
         # Buffered: waits in the heap, never due by itself, until started.
         # Every's runs wait on the loop clock (elapsed time), the others on
@@ -534,7 +581,9 @@ class Schedule:
             key = fire.timestamp() - owner._wall_offset + delay
         else:
             key = fire.timestamp() + delay
-        task = owner._push_run(self._runner, self._args, fire, key, elapsed)
+        runner = _Runner(self)
+        task = owner._push_run(runner, self._args, fire, key, elapsed)
+        runner.task = task
         self._runs += 1
         self._last_task = task
         self._active.append(task)
@@ -565,21 +614,19 @@ class Schedule:
             return fire + timedelta(seconds=self._period)
         return self._anchored._next_after(fire)
 
-    def _run_ended(self) -> None:
-        """A run is ending: start what waits for it (a buffered run, the chain).
+    def _run_ended(self, task: Task[Any] | None) -> None:
+        """A run ended: start what waits for it (a buffered run, the chain)."""
+        if self._buffer or self._chain:
+            self._pump(None, ending=task)
 
-        Not here: the ending run's outcome is not recorded yet (it still
-        counts as running). The serving task does it on its next round.
+    def _pump(self, wall_now: datetime | None, ending: Task[Any] | None = None) -> None:
+        """Start the next buffered or catch-up run if none is running.
+
+        :param ending: a run whose job has returned but whose task is not
+            marked done yet (we are called from its last step)
         """
-        owner = self._owner
-        owner._schedule_set().pump_soon(self)
-
-    def _pump(self, wall_now: datetime | None) -> None:
-        """Start the next buffered or catch-up run if none is running."""
-        self._active = active = [task for task in self._active if not task.done()]
-        buffered = set(map(id, self._buffer))
-        if any(id(task) not in buffered for task in active):
-            return  # a run is running, or about to start (jitter, dispatch)
+        if self._busy(ending):
+            return
         buffer = self._buffer
         while buffer:
             task = buffer.popleft()
@@ -596,7 +643,7 @@ class Schedule:
                 fire = self._chain.popleft()
                 if self._too_late(fire, now):
                     continue
-                if self._offer(fire, from_chain=True) is not None:
+                if self._offer(fire, from_chain=True, jitter=False) is not None:
                     return
 
     def _drop_buffered(self, *, skipped: bool = False) -> None:
@@ -631,7 +678,6 @@ class ScheduleSet:
         "_mono",
         "_owner",
         "_sequence",
-        "_to_pump",
         "_wall",
     )
 
@@ -644,8 +690,6 @@ class ScheduleSet:
         self._mono: list[list[Any]] = []
         self._sequence = count()
         self._ids = count(1)
-        # Schedules whose run ended, to start what waits for it.
-        self._to_pump: deque[Schedule] = deque()
 
     @property
     def by_id(self) -> Mapping[str, Schedule]:
@@ -716,20 +760,8 @@ class ScheduleSet:
                 return wall
         return mono
 
-    def pump_soon(self, schedule: Schedule) -> None:
-        """Have the serving task start *schedule*'s waiting runs next round."""
-        self._to_pump.append(schedule)
-        owner = self._owner
-        if owner._sleeping_until != -math.inf:
-            owner._wake()
-
     def fire_due(self, now: float, offset: float) -> None:
-        """Start waiting runs, then fire every schedule due at loop time *now*."""
-        to_pump = self._to_pump
-        while to_pump:
-            schedule = to_pump.popleft()
-            if not schedule._finished or schedule._buffer or schedule._chain:
-                schedule._pump(None)
+        """Fire every schedule whose entry is due at loop time *now*."""
         for heap, due_by in ((self._mono, now), (self._wall, now + offset)):
             while heap:
                 entry = heap[0]

@@ -351,6 +351,10 @@ class TimedScheduler(BaseScheduler):
             schedule._paused = paused
             if existing.trigger == trigger:
                 schedule._take_progress(existing)
+            else:
+                # A new trigger: the old one's waiting runs do not run.
+                existing._drop_buffered()
+                existing._drop_unstarted()
             existing._finish()
             schedules.add(schedule, now, offset, begun=existing.trigger == trigger)
         else:
