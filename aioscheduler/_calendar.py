@@ -14,15 +14,13 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from ._trigger import Trigger, check_bounds, kw_repr
+from ._trigger import ZonedTrigger, check_bounds
 from ._zones import (
     as_instant,
     in_zone,
     resolve_local,
     zone,
     zone_eq_key,
-    zone_key,
-    zone_name,
 )
 
 __all__ = ["Calendar"]
@@ -67,7 +65,7 @@ def _count(name: str, value: object) -> int:
     return value
 
 
-class Calendar(Trigger):
+class Calendar(ZonedTrigger):
     """Fire at local time *at* every N days, weeks, months or years.
 
     :param days: fire every *days* days; give exactly one of *days*, *weeks*,
@@ -165,21 +163,6 @@ class Calendar(Trigger):
     def at(self) -> time:
         """The local time of day it fires at."""
         return self._at
-
-    @property
-    def tz(self) -> tzinfo:
-        """The time zone *at* is read in."""
-        return self._tz
-
-    @property
-    def start(self) -> datetime | None:
-        """The anchor: days are counted from its day; no fire is before it."""
-        return None if self._start is None else self._start.astimezone(self._tz)
-
-    @property
-    def end(self) -> datetime | None:
-        """No fire time is after it (aware, in :attr:`tz`), or ``None``."""
-        return None if self._end is None else self._end.astimezone(self._tz)
 
     # -- days -----------------------------------------------------------------------
 
@@ -298,12 +281,8 @@ class Calendar(Trigger):
         return self._at.strftime("%H:%M")
 
     def __repr__(self) -> str:
-        tz = zone_key(self._tz) or self._tz
-        return (
+        return self._repr_with(
             f"Calendar({self._unit}={self._n}, at={self._at_text()!r}"
-            + ("" if tz == "UTC" else f", tz={tz!r}")
-            + kw_repr(start=self.start, end=self.end)
-            + ")"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -312,11 +291,4 @@ class Calendar(Trigger):
         Datetimes become ISO 8601 strings and the time zone its IANA name
         (a tzinfo without one raises :exc:`ValueError`).
         """
-        return {
-            "type": self._kind,
-            self._unit: self._n,
-            "at": self._at_text(),
-            "tz": zone_name(self._tz),
-            "start": None if self.start is None else self.start.isoformat(),
-            "end": None if self.end is None else self.end.isoformat(),
-        }
+        return self._dict_with(**{self._unit: self._n, "at": self._at_text()})

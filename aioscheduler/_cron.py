@@ -23,7 +23,7 @@ from typing import Any
 from cronsim import CronSim, CronSimError
 from cronsim.cronsim import FIELD_NAMES
 
-from ._trigger import Trigger, check_bounds, kw_repr
+from ._trigger import ZonedTrigger, check_bounds
 from ._zones import (
     as_instant,
     fold_end,
@@ -33,8 +33,6 @@ from ._zones import (
     resolve_local,
     zone,
     zone_eq_key,
-    zone_key,
-    zone_name,
 )
 
 __all__ = ["Cron"]
@@ -111,7 +109,7 @@ def _utcoffset(u: datetime, tz: tzinfo) -> timedelta:
     return offset
 
 
-class Cron(Trigger):
+class Cron(ZonedTrigger):
     """Fire at the instants a Debian cron would, in the time zone *tz*.
 
     :param expr: 5 fields (minute hour day-of-month month day-of-week) or 6
@@ -180,21 +178,6 @@ class Cron(Trigger):
     def expr(self) -> str:
         """The cron expression, as given (whitespace normalised)."""
         return self._expr
-
-    @property
-    def tz(self) -> tzinfo:
-        """The time zone the expression is read in."""
-        return self._tz
-
-    @property
-    def start(self) -> datetime | None:
-        """No fire time is before it (aware, in :attr:`tz`), or ``None``."""
-        return None if self._start is None else self._start.astimezone(self._tz)
-
-    @property
-    def end(self) -> datetime | None:
-        """No fire time is after it (aware, in :attr:`tz`), or ``None``."""
-        return None if self._end is None else self._end.astimezone(self._tz)
 
     @property
     def fixed(self) -> bool:
@@ -321,13 +304,7 @@ class Cron(Trigger):
         return (self._expr, zone_eq_key(self._tz), self._start, self._end)
 
     def __repr__(self) -> str:
-        tz = zone_key(self._tz) or self._tz
-        return (
-            f"Cron({self._expr!r}"
-            + ("" if tz == "UTC" else f", tz={tz!r}")
-            + kw_repr(start=self.start, end=self.end)
-            + ")"
-        )
+        return self._repr_with(f"Cron({self._expr!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the trigger as a JSON-able dict, for saving.
@@ -335,10 +312,4 @@ class Cron(Trigger):
         Datetimes become ISO 8601 strings and the time zone its IANA name
         (a tzinfo without one raises :exc:`ValueError`).
         """
-        return {
-            "type": self._kind,
-            "expr": self._expr,
-            "tz": zone_name(self._tz),
-            "start": None if self.start is None else self.start.isoformat(),
-            "end": None if self.end is None else self.end.isoformat(),
-        }
+        return self._dict_with(expr=self._expr)

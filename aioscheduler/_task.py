@@ -257,22 +257,15 @@ class ElapsedFire(datetime):
 
     @classmethod
     def of(cls, when: datetime) -> ElapsedFire:
-        when = when.astimezone(UTC)
-        return cls(
-            when.year,
-            when.month,
-            when.day,
-            when.hour,
-            when.minute,
-            when.second,
-            when.microsecond,
-            UTC,
-        )
+        return _as(cls, when.astimezone(UTC))
 
 
-def _plain(when: datetime) -> datetime:
-    """Return *when* as a plain :class:`datetime` (not a subclass)."""
-    return datetime(
+_D = TypeVar("_D", bound=datetime)
+
+
+def _as(cls: type[_D], when: datetime) -> _D:
+    """Return the instant *when* as an instance of *cls* (a datetime class)."""
+    return cls(
         when.year,
         when.month,
         when.day,
@@ -282,6 +275,11 @@ def _plain(when: datetime) -> datetime:
         when.microsecond,
         when.tzinfo,
     )
+
+
+def _plain(when: datetime) -> datetime:
+    """Return *when* as a plain :class:`datetime` (not a subclass)."""
+    return _as(datetime, when)
 
 
 class _Named(NamedTuple):

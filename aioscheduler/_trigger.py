@@ -9,12 +9,12 @@ is what the scheduling side builds misfire and coalescing on.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar, NoReturn
 
-from ._zones import as_instant
+from ._zones import as_instant, zone_key, zone_name
 
-__all__ = ["Trigger", "check_bounds", "dt_repr", "kw_repr"]
+__all__ = ["Trigger", "ZonedTrigger", "check_bounds", "dt_repr", "kw_repr"]
 
 
 class Trigger:
@@ -173,3 +173,52 @@ def kw_repr(**values: object) -> str:
         text = dt_repr(value) if isinstance(value, datetime) else repr(value)
         parts.append(f", {name}={text}")
     return "".join(parts)
+
+
+class ZonedTrigger(Trigger):
+    """A trigger read in a time zone (:class:`Cron`, :class:`Calendar`): its
+    ``tz``, and its ``start`` and ``end`` shown in that zone."""
+
+    __slots__ = ()
+
+    _tz: tzinfo
+    _start: datetime | None
+    _end: datetime | None
+
+    @property
+    def tz(self) -> tzinfo:
+        """The time zone the trigger is read in."""
+        return self._tz
+
+    @property
+    def start(self) -> datetime | None:
+        """No fire time is before it (aware, in :attr:`tz`), or ``None``.
+
+        A :class:`Calendar` also counts its days from its day.
+        """
+        return None if self._start is None else self._start.astimezone(self._tz)
+
+    @property
+    def end(self) -> datetime | None:
+        """No fire time is after it (aware, in :attr:`tz`), or ``None``."""
+        return None if self._end is None else self._end.astimezone(self._tz)
+
+    def _repr_with(self, head: str) -> str:
+        """Return the repr: *head* (``"Cron('* * * * *'"``), then tz and bounds."""
+        tz = zone_key(self._tz) or self._tz
+        return (
+            head
+            + ("" if tz == "UTC" else f", tz={tz!r}")
+            + kw_repr(start=self.start, end=self.end)
+            + ")"
+        )
+
+    def _dict_with(self, **fields: Any) -> dict[str, Any]:
+        """Return :meth:`to_dict`'s dict: the type, *fields*, tz and bounds."""
+        return {
+            "type": self._kind,
+            **fields,
+            "tz": zone_name(self._tz),
+            "start": None if self.start is None else self.start.isoformat(),
+            "end": None if self.end is None else self.end.isoformat(),
+        }
