@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,20 @@ PATHS = [
 if HAVE_TRIO:
     PATHS.append(pytest.param(("trio", "native"), id="trio"))
     PATHS.append(pytest.param(("trio", "anyio"), id="trio+anyio"))
+
+
+_WALL_MINUS_MONOTONIC = time.time() - time.monotonic()
+
+
+def steady_wall_clock() -> float:
+    """A wall clock that never slews: the monotonic clock plus a constant.
+
+    For tests that bracket a scheduler's wall-to-loop offset once and rely on
+    it: the host's NTP slewing (up to 0.5 ms a second) would otherwise move
+    the offset the scheduler reads again at each wake-up by up to a
+    millisecond over a test, and such a test would depend on the machine.
+    """
+    return time.monotonic() + _WALL_MINUS_MONOTONIC
 
 
 def _virtual_time_loop() -> asyncio.AbstractEventLoop:

@@ -46,7 +46,6 @@ import os
 import queue
 import sys
 import threading
-import time
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -79,7 +78,7 @@ from aioscheduler import (
     TaskLimitReached,
     TimedScheduler,
 )
-from tests.conftest import backend_options
+from tests.conftest import backend_options, steady_wall_clock
 
 settings.register_profile(
     "aioscheduler-model",
@@ -340,10 +339,15 @@ class World:
         self.cancelled_exc = anyio.get_cancelled_exc_class()
         # Each scheduler reads its wall-to-loop offset when it starts; ours
         # are taken before and after, while the virtual clock stands still.
-        self.offset_lo = time.time() - anyio.current_time()
+        self.offset_lo = steady_wall_clock() - anyio.current_time()
         mt = cfg.max_tasks
+        manager_options: dict[str, Any] = {}
+        if KINDS[cfg.manager_kind] is TimedScheduler:
+            manager_options["wall_clock"] = steady_wall_clock
         self.fronts = {
-            "timed": TimedScheduler(mt["timed"], on_error=self.on_error),
+            "timed": TimedScheduler(
+                mt["timed"], on_error=self.on_error, wall_clock=steady_wall_clock
+            ),
             "queued": QueuedScheduler(mt["queued"], on_error=self.on_error),
             "lifo": LifoQueuedScheduler(mt["lifo"], on_error=self.on_error),
             "manager": Manager(
@@ -351,6 +355,7 @@ class World:
                 mt["manager"],
                 KINDS[cfg.manager_kind],
                 on_error=self.on_error,
+                **manager_options,
             ),
         }
         self.run_group = anyio.create_task_group()
@@ -362,7 +367,7 @@ class World:
                 self.entered.append(name)
             else:
                 await self.run_group.start(front.run)
-        self.offset_hi = time.time() - anyio.current_time()
+        self.offset_hi = steady_wall_clock() - anyio.current_time()
 
     async def schedule(self, job: Job) -> None:
         # A refusal is in the trace; the model says whether it should have been.

@@ -10,7 +10,6 @@ ran, no timed job started before its deadline, and the counts add up.
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from aioscheduler import (
     Task,
     TimedScheduler,
 )
+from tests.conftest import steady_wall_clock
 
 JOBS = 3000
 SEED = 20240601
@@ -172,10 +172,14 @@ class Workload:
             "queued": QueuedScheduler,
             "lifo": LifoQueuedScheduler,
         }
+        # A wall clock that does not slew: see conftest.steady_wall_clock.
+        options: dict[str, Any] = {"on_error": self.on_error}
+        if self.kind.endswith("timed"):
+            options["wall_clock"] = steady_wall_clock
         if self.kind.startswith("manager-"):
             cls = kinds[self.kind.removeprefix("manager-")]
-            return Manager(4, None, cls, on_error=self.on_error)
-        return kinds[self.kind](on_error=self.on_error)
+            return Manager(4, None, cls, **options)
+        return kinds[self.kind](**options)
 
     # -- cancellers ---------------------------------------------------------------
 
@@ -213,8 +217,10 @@ class Workload:
                 # wall-to-loop offset is >= theirs: a datetime job started
                 # on time satisfies started_at + offset >= its timestamp.
                 base = anyio.current_time()
-                self.wall_offset = time.time() - base
-                self.wall_base = datetime.now(UTC) + timedelta(milliseconds=1)
+                self.wall_offset = steady_wall_clock() - base
+                self.wall_base = datetime.fromtimestamp(
+                    steady_wall_clock(), UTC
+                ) + timedelta(milliseconds=1)
                 for job in self.jobs:
                     self.schedule(job)
                 for job in self.jobs:
