@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 __all__ = [
+    "JobConflict",
+    "StoreError",
+    "StoreLocked",
     "ScheduleConflict",
     "SchedulerClosed",
     "SchedulerError",
@@ -54,6 +57,31 @@ class TaskCancelled(SchedulerError):
 class ScheduleConflict(SchedulerError, ValueError):
     """Raised by ``add_schedule`` when the ``id`` is in use and
     ``on_conflict="error"`` (the default).
+
+    .. versionadded:: 2.0
+    """
+
+
+class JobConflict(SchedulerError, ValueError):
+    """Raised by a durable add when a pending or running job has the same
+    ``key`` and ``on_conflict="error"`` (the default).
+
+    .. versionadded:: 2.0
+    """
+
+
+class StoreError(SchedulerError):
+    """A durable store cannot do what was asked: it cannot be created or
+    opened, is not an aioscheduler store, was made by a newer version, or a
+    write failed (the disk is full). Nothing was committed by the call that
+    raised it.
+
+    .. versionadded:: 2.0
+    """
+
+
+class StoreLocked(StoreError):
+    """The SQLite store is open in another process: one process per file.
 
     .. versionadded:: 2.0
     """

@@ -497,19 +497,24 @@ class BaseScheduler(Hosted):
     ) -> None:
         token = _serving.set((*_serving.get(), self))
         try:
-            engine = self._bind().open_engine(self)
-            async with engine:
-                self._engine = engine
-                try:
-                    with anyio.CancelScope() as scope:
-                        self._serve_scope = scope
-                        if self._closing:
-                            scope.cancel()
-                        task_status.started()
-                        await self._serve(engine)
-                finally:
-                    self._serve_scope = None
-                    self._shut_down(engine)
+            await self._open_store()
+            try:
+                engine = self._bind().open_engine(self)
+                async with engine:
+                    self._engine = engine
+                    try:
+                        with anyio.CancelScope() as scope:
+                            self._serve_scope = scope
+                            if self._closing:
+                                scope.cancel()
+                            task_status.started()
+                            await self._serve(engine)
+                    finally:
+                        self._serve_scope = None
+                        self._shut_down(engine)
+            finally:
+                # Every job has ended: record their outcomes, then close.
+                await self._close_store()
         except BaseException as exc:
             if not self._failures:
                 raise
@@ -564,6 +569,12 @@ class BaseScheduler(Hosted):
 
     async def _serve(self, engine: backends.Engine) -> None:
         raise NotImplementedError
+
+    async def _open_store(self) -> None:
+        """Open the durable store, if any, before serving."""
+
+    async def _close_store(self) -> None:
+        """Close the durable store, if any, once every job has ended."""
 
     def _close_schedules(self) -> None:
         """Finish every recurring schedule (the scheduler is closing)."""

@@ -36,7 +36,7 @@ from ._triggers import Every
 if TYPE_CHECKING:
     from ._timed import TimedScheduler
 
-__all__ = ["Schedule", "ScheduleSet", "check_schedule_options"]
+__all__ = ["Schedule", "ScheduleSet", "check_schedule_options", "jitter_delay"]
 
 logger = logging.getLogger("aioscheduler")
 
@@ -114,6 +114,21 @@ def check_schedule_options(
     if schedule_id is not None and not isinstance(schedule_id, str):
         raise TypeError(f"id must be a str or None, not {type(schedule_id).__name__}")
     return grace, jitter_s
+
+
+def jitter_delay(
+    schedule_id: str, fire: datetime, jitter: float, following: datetime | None
+) -> float:
+    """A run's jitter: the same for the same schedule id and fire time, in
+    ``[0, jitter)``, and never reaching the *following* fire time."""
+    limit = jitter
+    if following is not None:
+        limit = min(limit, (following - fire).total_seconds())
+    digest = hashlib.blake2b(
+        f"{schedule_id}\x00{fire.timestamp()!r}".encode(), digest_size=8
+    ).digest()
+    fraction = int.from_bytes(digest, "big") / 2**64  # in [0, 1)
+    return fraction * limit
 
 
 class _Runner:
@@ -599,15 +614,7 @@ class Schedule:
         jitter = self._jitter
         if not jitter:
             return 0.0
-        limit = jitter
-        following = self._following(fire)
-        if following is not None:
-            limit = min(limit, (following - fire).total_seconds())
-        digest = hashlib.blake2b(
-            f"{self._id}\x00{fire.timestamp()!r}".encode(), digest_size=8
-        ).digest()
-        fraction = int.from_bytes(digest, "big") / 2**64  # in [0, 1)
-        return fraction * limit
+        return jitter_delay(self._id, fire, jitter, self._following(fire))
 
     def _following(self, fire: datetime) -> datetime | None:
         if self._trigger.elapsed:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar, TypeVarTuple, Unpack
 
+import anyio
+
 from . import backends
 from ._callables import NOTHING_CHECKED as _NOTHING_CHECKED
 from ._callables import check_async_fn, check_coroutine
+from ._durable import DurableRuntime
+from ._durable_api import DurableMethods, open_store_option
 from ._exceptions import ScheduleConflict
 from ._queues import DeadlineHeap
 from ._scheduler import BaseScheduler, ErrorHandler
@@ -33,6 +38,7 @@ from ._time import (
 )
 from ._trigger import Trigger
 from ._waiting import room_of
+from .stores._interface import JobStore
 
 __all__ = ["TimedScheduler"]
 
@@ -47,7 +53,7 @@ _DISPATCH_BATCH: Final = 256
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
 
 
-class TimedScheduler(BaseScheduler):
+class TimedScheduler(DurableMethods, BaseScheduler):
     """Run each job at its own time; jobs run concurrently.
 
     All pending jobs wait in one heap served by one task, which sleeps until
@@ -68,6 +74,12 @@ class TimedScheduler(BaseScheduler):
     :param wall_poll: while a wall-clock job or schedule is pending, the
         serving task wakes at least this often (seconds, default 30) to
         notice a step of the wall clock or a suspend of the machine
+    :param store: where durable jobs live: a :class:`SQLiteStore` (or any
+        :class:`JobStore`), or a path, which opens a :class:`SQLiteStore`
+        there; ``None`` (the default): no durable jobs, and nothing changes
+        for volatile ones. See :meth:`durable_start_at`.
+    :param durable_concurrency: at most this many durable jobs of this
+        scheduler run at once (default 100); the rest wait in the store
 
     Example::
 
@@ -87,6 +99,8 @@ class TimedScheduler(BaseScheduler):
         on_error: ErrorHandler | None = None,
         wall_clock: Callable[[], float] = time.time,
         wall_poll: float = 30.0,
+        store: JobStore | str | os.PathLike[str] | None = None,
+        durable_concurrency: int = 100,
     ) -> None:
         super().__init__(max_tasks, on_error=on_error)
         if not isinstance(prefer_utc, bool):
@@ -102,6 +116,21 @@ class TimedScheduler(BaseScheduler):
                 f"wall_poll must be positive and finite, got {wall_poll!r}"
             )
         self._prefer_utc = prefer_utc
+        self._store = open_store_option(store)
+        if not isinstance(durable_concurrency, int) or isinstance(
+            durable_concurrency, bool
+        ):
+            raise TypeError(
+                "durable_concurrency must be an int, not "
+                f"{type(durable_concurrency).__name__}"
+            )
+        if durable_concurrency < 1:
+            raise ValueError(
+                f"durable_concurrency must be at least 1, got {durable_concurrency}"
+            )
+        self._durable: DurableRuntime | None = None
+        if self._store is not None:
+            self._durable = DurableRuntime(self, self._store, durable_concurrency)
         self._wall_clock = wall_clock
         self._wall_poll = float(wall_poll)
         # Recurring schedules: made on the first add_schedule.
@@ -406,6 +435,35 @@ class TimedScheduler(BaseScheduler):
             return self._push(runner, args, ElapsedFire.of(fire), key)
         return self._push_at(runner, args, fire, key)
 
+    def _durable_host(self) -> TimedScheduler:
+        return self
+
+    def _start_durable(self, run: Any, when: datetime) -> Task[Any]:
+        """Start a claimed durable job now (it never waits in the heap)."""
+        engine = self._engine
+        assert engine is not None
+        pending = self._pending
+        task = new_timed_task(
+            self._clock(), self, run, (), when, next(pending._sequence)
+        )
+        self._loads[self._slot] += 1
+        task._state = RUNNING
+        engine.spawn(task)
+        return task
+
+    async def _open_store(self) -> None:
+        if self._durable is not None:
+            await self._durable.open()
+
+    async def _close_store(self) -> None:
+        if self._durable is not None:
+            await self._durable.close()
+
+    def _on_closed(self) -> None:
+        if self._durable is not None:
+            self._durable.closing = True
+        super()._on_closed()
+
     def _start_buffered(self, task: Task[Any]) -> None:
         """Start a buffered run (it waits in the heap, never due by itself)."""
         engine = self._engine
@@ -516,6 +574,15 @@ class TimedScheduler(BaseScheduler):
         return task
 
     async def _serve(self, engine: backends.Engine) -> None:
+        durable = self._durable
+        if durable is None:
+            await self._serve_heap(engine)
+            return
+        async with anyio.create_task_group() as group:
+            group.start_soon(durable.feed)
+            await self._serve_heap(engine)
+
+    async def _serve_heap(self, engine: backends.Engine) -> None:
         pending = self._pending
         clock = self._clock
         spawn = engine.spawn

@@ -1,0 +1,521 @@
+"""Durable jobs inside a scheduler: the feeder, the runner and group commit.
+
+Data flows one way, as for volatile jobs: a durable add validates its input
+and commits a row (concurrent adds share one commit); the scheduler's feeder
+claims the rows that are due (never earlier) and starts each as an ordinary
+job, which records its outcome on the row when it ends. The process holds
+only the jobs it has claimed: millions can wait in the store.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import math
+import os
+import socket
+import uuid
+import weakref
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import anyio
+
+from ._exceptions import JobConflict, StoreError
+from ._registry import DurableFunction, decode_arguments, encode_arguments, registered
+from ._registry import resolve as resolve_function
+from .stores._fires import from_micros
+from .stores._interface import (
+    AddResult,
+    ClaimedJob,
+    ClaimToken,
+    Finished,
+    JobRecord,
+    JobStore,
+    NewJob,
+)
+
+if TYPE_CHECKING:
+    from ._task import Task
+    from ._timed import TimedScheduler
+
+__all__ = ["DurableRuntime", "JobContext", "current_job", "new_key"]
+
+logger = logging.getLogger("aioscheduler")
+
+#: A claimed job's lease (seconds); renewed every third of it while it runs.
+LEASE: Final = 30.0
+#: At most this many jobs per claim.
+CLAIM_BATCH: Final = 256
+#: An unknown function's jobs are retried after 1 s, 2 s, 4 s ... at most this.
+UNKNOWN_BACKOFF_MAX: Final = 300.0
+
+OnConflict = Literal["error", "keep", "replace"]
+_ON_CONFLICT: Final = ("error", "keep", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What a durable job knows about its own run; see :func:`current_job`.
+
+    :ivar key: the job's key (given at the add, or generated)
+    :ivar attempt: 1 on the first run; raised by one each time the job is
+        started again after its process died while running it
+    :ivar scheduled: when it was due (aware UTC)
+    :ivar started: when this run started, by the scheduler's wall clock
+    :ivar function: the registered name it runs under
+    :ivar schedule_id: the durable schedule that made this run, or ``None``
+
+    .. versionadded:: 2.0
+    """
+
+    key: str
+    attempt: int
+    scheduled: datetime
+    started: datetime
+    function: str
+    schedule_id: str | None
+
+    @property
+    def lateness(self) -> timedelta:
+        """How long after ``scheduled`` this run started (0 or more)."""
+        return max(self.started - self.scheduled, timedelta(0))
+
+
+_current: contextvars.ContextVar[JobContext] = contextvars.ContextVar(
+    "aioscheduler_durable_job"
+)
+
+
+def current_job() -> JobContext:
+    """Return the :class:`JobContext` of the durable job running this code.
+
+    ::
+
+        @aioscheduler.durable
+        async def send_reminder(user_id: int) -> None:
+            job = aioscheduler.current_job()
+            if job.attempt > 1:
+                ...  # ran before and was interrupted: check what it did
+
+    :raises LookupError: outside a durable job
+
+    .. versionadded:: 2.0
+    """
+    try:
+        return _current.get()
+    except LookupError:
+        raise LookupError("current_job() is called outside a durable job") from None
+
+
+def new_key() -> str:
+    """A key for a job added without one."""
+    return uuid.uuid4().hex
+
+
+def check_on_conflict(on_conflict: object) -> None:
+    if on_conflict not in _ON_CONFLICT:
+        raise ValueError(
+            f"on_conflict must be 'error', 'keep' or 'replace', not {on_conflict!r}"
+        )
+
+
+def check_key(key: object) -> str:
+    if key is None:
+        return new_key()
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str or None, not {type(key).__name__}")
+    if not key or len(key) > 500:
+        raise ValueError(f"key must be 1 to 500 characters, got {key!r:.80}")
+    return key
+
+
+def make_job(
+    async_fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any] | None,
+    *,
+    key: str | None,
+    due: int,
+    on_conflict: object,
+    misfire_grace: float | None,
+) -> NewJob:
+    """Validate a durable add; return the row to commit."""
+    check_on_conflict(on_conflict)
+    entry = registered(async_fn)  # TypeError for what cannot be found again
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"kwargs must be a mapping or None, not {kwargs!r}")
+    arguments = encode_arguments(args, kwargs)
+    return NewJob(
+        key=check_key(key),
+        function=entry.name,
+        arguments=arguments,
+        due=due,
+        delivery=entry.delivery,
+        misfire_grace=misfire_grace,
+        replace=on_conflict == "replace",
+    )
+
+
+class _Batch:
+    __slots__ = ("done", "error", "jobs", "results")
+
+    def __init__(self) -> None:
+        self.jobs: list[NewJob] = []
+        self.results: list[AddResult] = []
+        self.error: BaseException | None = None
+        self.done = anyio.Event()
+
+
+class StoreLink:
+    """What the users of one store in this process share: group commit, and
+    the feeders to wake when a job due soon is added."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self.runtimes: list[DurableRuntime] = []
+        self._batch: _Batch | None = None
+        self._lock: anyio.Lock | None = None
+
+    async def add(self, job: NewJob, on_conflict: str) -> AddResult:
+        """Commit *job*, sharing the commit with concurrent adds."""
+        batch = self._batch
+        if batch is not None:
+            batch.jobs.append(job)
+            index = len(batch.jobs) - 1
+            await batch.done.wait()
+        else:
+            batch = self._batch = _Batch()
+            batch.jobs.append(job)
+            index = 0
+            await self._commit(batch)
+        if batch.error is not None:
+            if isinstance(batch.error, StoreError):
+                raise StoreError(str(batch.error)) from batch.error
+            raise batch.error
+        result = batch.results[index]
+        if result == "exists" and on_conflict == "error":
+            raise JobConflict(
+                f"a pending or running job has the key {job.key!r}; pass "
+                "on_conflict='keep' or 'replace' to reuse the key"
+            )
+        if result != "exists":
+            for runtime in self.runtimes:
+                runtime.job_added(job.due)
+        return result
+
+    async def _commit(self, batch: _Batch) -> None:
+        # Shielded: the adds that joined this batch wait for it, so it
+        # commits even if the caller that leads it is cancelled.
+        with anyio.CancelScope(shield=True):
+            lock = self._lock
+            if lock is None:
+                lock = self._lock = anyio.Lock()
+            async with lock:
+                # From here on, later adds start the next batch (which waits
+                # for this commit to end: that is where batches grow).
+                if self._batch is batch:
+                    self._batch = None
+                try:
+                    batch.results = await self.store.add(batch.jobs)
+                except BaseException as exc:
+                    batch.error = exc
+                finally:
+                    batch.done.set()
+
+
+_links: weakref.WeakKeyDictionary[Any, StoreLink] = weakref.WeakKeyDictionary()
+
+
+def link_of(store: JobStore) -> StoreLink:
+    link = _links.get(store)
+    if link is None:
+        link = _links[store] = StoreLink(store)
+    return link
+
+
+class _Run:
+    """A claimed job, as the callback of its :class:`Task`."""
+
+    __slots__ = ("claimed", "entry", "runtime", "started")
+
+    def __init__(
+        self, runtime: DurableRuntime, claimed: ClaimedJob, entry: DurableFunction
+    ) -> None:
+        self.runtime = runtime
+        self.claimed = claimed
+        self.entry = entry
+        self.started = 0
+
+    def __call__(self) -> Coroutine[Any, Any, Any]:
+        return self._run()
+
+    def __repr__(self) -> str:
+        return f"<durable {self.entry.name} key={self.claimed.key!r}>"
+
+    async def _run(self) -> Any:
+        job = self.claimed
+        runtime = self.runtime
+        context = JobContext(
+            key=job.key,
+            attempt=job.token.attempt,
+            scheduled=from_micros(job.due),
+            started=from_micros(runtime.wall_now()),
+            function=job.function,
+            schedule_id=job.schedule_id,
+        )
+        _current.set(context)
+        try:
+            args, kwargs = decode_arguments(job.arguments)
+            value = await self.entry.fn(*args, **kwargs)
+        except BaseException as exc:
+            runtime.run_ended(self, exc, None)
+            raise
+        runtime.run_ended(self, None, value)
+        return value
+
+
+class DurableRuntime:
+    """A scheduler's side of its store: claims due jobs and starts them.
+
+    One per scheduler; a Manager's schedulers share the store (and its
+    :class:`StoreLink`), each claiming for itself.
+    """
+
+    def __init__(self, scheduler: TimedScheduler, store: JobStore, limit: int) -> None:
+        self.scheduler = scheduler
+        self.store = store
+        self.link = link_of(store)
+        self.limit = limit
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.closing = False
+        self.opened = False
+        # Claimed and running: token -> its Task.
+        self.running: dict[ClaimToken, Task[Any]] = {}
+        self.finished: list[Finished] = []
+        self._wake: anyio.Event = anyio.Event()
+        self._sleeping = False
+        self._sleeping_until = -math.inf  # store time (µs) of the wake-up
+        self._unknown: dict[str, int] = {}  # function name -> retries so far
+
+    # -- clocks ---------------------------------------------------------------------
+
+    def wall_now(self) -> int:
+        """The scheduler's wall time in microseconds (virtual under a mock clock)."""
+        s = self.scheduler
+        return round((s._clock() + s._read_wall_offset()) * 1_000_000)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.store.open()
+        self.opened = True
+        self.link.runtimes.append(self)
+
+    async def close(self) -> None:
+        """Record what ended (and give back what was interrupted), then close."""
+        if not self.opened:
+            return
+        self.opened = False
+        self.link.runtimes.remove(self)
+        with anyio.CancelScope(shield=True):
+            try:
+                if self.finished:
+                    finished, self.finished = self.finished, []
+                    await self.store.finish(finished, now=self.wall_now())
+            finally:
+                await self.store.close()
+
+    # -- wake-ups ---------------------------------------------------------------------
+
+    def job_added(self, due: int) -> None:
+        if due < self._sleeping_until:
+            self._wake.set()
+
+    def _poke(self) -> None:
+        if self._sleeping:
+            self._wake.set()
+
+    # -- the feeder ---------------------------------------------------------------
+
+    async def feed(self) -> None:
+        """Claim due jobs and start them, until the scheduler closes."""
+        s = self.scheduler
+        store = self.store
+        renew_at = math.inf
+        while True:
+            free = self.limit - len(self.running)
+            if s._max_tasks is not None:
+                free = min(free, s._max_tasks - s._loads[s._slot])
+            now = self.wall_now()
+            if self.running and now >= renew_at:
+                await self._renew(now)
+            if not self.running:
+                renew_at = math.inf
+            elif renew_at == math.inf:
+                renew_at = now + LEASE / 3 * 1e6
+            finished, self.finished = self.finished, []
+            # Shielded: jobs claimed must be started (or given back), not
+            # left leased to us until a restart.
+            with anyio.CancelScope(shield=True):
+                claim = await store.claim(
+                    self.owner,
+                    now=now,
+                    limit=max(0, min(free, CLAIM_BATCH)),
+                    lease=LEASE,
+                    finished=finished,
+                )
+            self._report(
+                claim.missed, claim.lost, claim.rejected, claim.schedule_missed
+            )
+            for job in claim.jobs:
+                await self._start(job)
+            if self.finished:
+                continue
+            room = free - len(claim.jobs) > 0
+            next_due = claim.next_due
+            if room and next_due is not None and next_due <= claim.now:
+                await anyio.lowlevel.checkpoint()
+                continue
+            # Sleep until the next job is due (by the store's clock), a
+            # lease needs renewing, or someone wakes us.
+            wait = math.inf
+            if next_due is not None and room:
+                # Capped: notice a step of the wall clock within wall_poll.
+                wait = min((next_due - claim.now) / 1e6, s._wall_poll)
+            if renew_at != math.inf:
+                wait = min(wait, (renew_at - now) / 1e6)
+            self._wake = anyio.Event()
+            # An add wakes us only if its job is due before we would wake
+            # anyway, and only while we have room to start it.
+            self._sleeping_until = -math.inf if not room else claim.now + wait * 1e6
+            self._sleeping = True
+            try:
+                with anyio.move_on_after(max(wait, 0.0)):
+                    await self._wake.wait()
+            finally:
+                self._sleeping = False
+                self._sleeping_until = -math.inf
+
+    async def _renew(self, now: int) -> None:
+        tokens = list(self.running)
+        with anyio.CancelScope(shield=True):
+            held = await self.store.extend(tokens, now=now, lease=LEASE)
+        for token in tokens:
+            if token not in held:
+                task = self.running.pop(token, None)
+                if task is not None:
+                    logger.warning(
+                        "%r lost its lease (another worker may run it): cancelled",
+                        task,
+                    )
+                    task.cancel()
+
+    async def _start(self, job: ClaimedJob) -> None:
+        entry = resolve_function(job.function)
+        if entry is None:
+            await self._unknown_function(job)
+            return
+        self._unknown.pop(job.function, None)
+        run = _Run(self, job, entry)
+        task = self.scheduler._start_durable(run, from_micros(job.due))
+        self.running[job.token] = task
+
+    async def _unknown_function(self, job: ClaimedJob) -> None:
+        tries = self._unknown.get(job.function, 0)
+        self._unknown[job.function] = tries + 1
+        backoff = min(2.0**tries, UNKNOWN_BACKOFF_MAX)
+        logger.warning(
+            "durable job %r names the function %r, which this process has not "
+            "registered (renamed or removed?); it is kept and tried again in "
+            "%.0f s. Register it with @aioscheduler.durable(%r)",
+            job.key,
+            job.function,
+            backoff,
+            job.function,
+        )
+        with anyio.CancelScope(shield=True):
+            await self.store.release(
+                job.token,
+                ready=self.wall_now() + round(backoff * 1e6),
+                count_attempt=False,
+            )
+
+    def _report(
+        self,
+        missed: list[JobRecord],
+        lost: list[JobRecord],
+        rejected: list[ClaimToken],
+        schedule_missed: dict[str, int],
+    ) -> None:
+        for record in missed:
+            logger.warning(
+                "durable job %r (%s) due %s did not run: %s",
+                record.key,
+                record.function,
+                from_micros(record.due).isoformat(),
+                record.error,
+            )
+        for record in lost:
+            logger.warning(
+                "durable job %r (%s) is recorded as lost: %s",
+                record.key,
+                record.function,
+                record.error,
+            )
+        for token in rejected:
+            logger.warning(
+                "the outcome of durable job #%s (attempt %s) was not recorded: "
+                "its lease was lost, and another worker may have run it",
+                token.id,
+                token.attempt,
+            )
+        for schedule_id, count in schedule_missed.items():
+            logger.warning(
+                "durable schedule %r missed %d fire time(s) (coalesced or past "
+                "misfire_grace)",
+                schedule_id,
+                count,
+            )
+
+    # -- a run ended --------------------------------------------------------------
+
+    def run_ended(self, run: _Run, exc: BaseException | None, value: Any) -> None:
+        token = run.claimed.token
+        if self.running.pop(token, None) is None:
+            return  # its lease was lost: the store would refuse the outcome
+        if exc is None:
+            self.finished.append(Finished(token, "done", result=_json_or_none(value)))
+        elif isinstance(exc, anyio.get_cancelled_exc_class()):
+            if self.closing:
+                # Interrupted by our own shutdown: as if the process died.
+                if run.claimed.delivery == "at_least_once":
+                    self.finished.append(Finished(token, "interrupted"))
+                else:
+                    self.finished.append(
+                        Finished(
+                            token,
+                            "lost",
+                            error="interrupted by the scheduler's shutdown "
+                            "(delivery at_most_once)",
+                        )
+                    )
+            else:
+                self.finished.append(Finished(token, "cancelled"))
+        else:
+            self.finished.append(
+                Finished(token, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            )
+        self._poke()
+
+
+def _json_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
