@@ -13,6 +13,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from ._callables import check_async_fn, check_coroutine
 from ._drain import check_drain_timeout
 from ._drain import drain as drain_jobs
+from ._durable_api import DurableMethods, open_store_option
 from ._exceptions import SchedulerClosed, TaskLimitReached
 from ._introspect import SchedulerStatistics, merge_by_due
 from ._lifecycle import Hosted
@@ -39,7 +40,7 @@ T = TypeVar("T")
 _KINDS = (TimedScheduler, QueuedScheduler, LifoQueuedScheduler)
 
 
-class Manager(Hosted, Generic[SchedulerT]):
+class Manager(DurableMethods, Hosted, Generic[SchedulerT]):
     """Run N schedulers of one kind behind one front, load-balanced.
 
     Every scheduling call goes to the least loaded scheduler (fewest pending
@@ -141,6 +142,14 @@ class Manager(Hosted, Generic[SchedulerT]):
         self._timed = issubclass(cls, TimedScheduler)
         self._room: Room | None = None
         self._loads: list[int] = [0] * schedulers
+        if "store" in kwargs:
+            if not self._timed and kwargs["store"] is not None:
+                raise TypeError(
+                    "store= needs TimedScheduler schedulers (durable jobs run "
+                    f"at their time), not {cls.__name__}"
+                )
+            # One store for all: a path opens one SQLiteStore, shared.
+            kwargs["store"] = open_store_option(kwargs["store"])
         self.schedulers: tuple[SchedulerT, ...] = tuple(
             cls(*args, **kwargs) for _ in range(schedulers)
         )
@@ -453,6 +462,13 @@ class Manager(Hosted, Generic[SchedulerT]):
         for scheduler in self.schedulers:
             merged.update(scheduler.schedules)
         return MappingProxyType(merged)
+
+    def _durable_host(self) -> TimedScheduler:
+        if not self._timed:
+            raise self._wrong_kind("durable jobs", "TimedScheduler")
+        # The store is shared: any scheduler can add; each one's feeder
+        # claims for itself.
+        return self.schedulers[0]  # type: ignore[return-value]
 
     def now(self: Manager[TimedScheduler]) -> datetime:
         """Return the wall time its schedulers go by (see :meth:`TimedScheduler.now`).
