@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ._task import Task
     from ._timed import TimedScheduler
 
-__all__ = ["DurableRuntime", "JobContext", "current_job", "new_key"]
+__all__ = ["DurableRun", "DurableRuntime", "JobContext", "current_job", "new_key"]
 
 logger = logging.getLogger("aioscheduler")
 
@@ -202,6 +202,11 @@ class StoreLink:
                 f"a pending or running job has the key {job.key!r}; pass "
                 "on_conflict='keep' or 'replace' to reuse the key"
             )
+        if result == "exists" and on_conflict == "replace":
+            raise JobConflict(
+                f"the job with the key {job.key!r} is running and cannot be "
+                "replaced; add the new one once it has ended"
+            )
         if result != "exists":
             for runtime in self.runtimes:
                 runtime.job_added(job.due)
@@ -237,7 +242,7 @@ def link_of(store: JobStore) -> StoreLink:
     return link
 
 
-class _Run:
+class DurableRun:
     """A claimed job, as the callback of its :class:`Task`."""
 
     __slots__ = ("claimed", "entry", "runtime", "started")
@@ -257,6 +262,7 @@ class _Run:
         return f"<durable {self.entry.name} key={self.claimed.key!r}>"
 
     async def _run(self) -> Any:
+        self.started = 1
         job = self.claimed
         runtime = self.runtime
         context = JobContext(
@@ -353,6 +359,7 @@ class DurableRuntime:
             now = self.wall_now()
             if self.running and now >= renew_at:
                 await self._renew(now)
+                renew_at = now + LEASE / 3 * 1e6
             if not self.running:
                 renew_at = math.inf
             elif renew_at == math.inf:
@@ -420,7 +427,7 @@ class DurableRuntime:
             await self._unknown_function(job)
             return
         self._unknown.pop(job.function, None)
-        run = _Run(self, job, entry)
+        run = DurableRun(self, job, entry)
         task = self.scheduler._start_durable(run, from_micros(job.due))
         self.running[job.token] = task
 
@@ -483,7 +490,18 @@ class DurableRuntime:
 
     # -- a run ended --------------------------------------------------------------
 
-    def run_ended(self, run: _Run, exc: BaseException | None, value: Any) -> None:
+    def never_started(self, run: DurableRun) -> None:
+        """A claimed job was cancelled before it started: give it back."""
+        token = run.claimed.token
+        if self.running.pop(token, None) is None:
+            return
+        if self.closing:
+            self.finished.append(Finished(token, "released"))
+        else:
+            self.finished.append(Finished(token, "cancelled"))
+        self._poke()
+
+    def run_ended(self, run: DurableRun, exc: BaseException | None, value: Any) -> None:
         token = run.claimed.token
         if self.running.pop(token, None) is None:
             return  # its lease was lost: the store would refuse the outcome

@@ -15,7 +15,7 @@ import anyio
 from . import backends
 from ._callables import NOTHING_CHECKED as _NOTHING_CHECKED
 from ._callables import check_async_fn, check_coroutine
-from ._durable import DurableRuntime
+from ._durable import DurableRun, DurableRuntime
 from ._durable_api import DurableMethods, open_store_option
 from ._exceptions import ScheduleConflict
 from ._queues import DeadlineHeap
@@ -458,6 +458,14 @@ class TimedScheduler(DurableMethods, BaseScheduler):
     async def _close_store(self) -> None:
         if self._durable is not None:
             await self._durable.close()
+
+    def _job_cancelled(self, task: Task[Any]) -> None:
+        durable = self._durable
+        if durable is not None:
+            run = task.callback
+            if type(run) is DurableRun and not run.started:
+                durable.never_started(run)
+        super()._job_cancelled(task)
 
     def _on_closed(self) -> None:
         if self._durable is not None:

@@ -36,7 +36,8 @@ __all__ = [
 JobState = Literal["pending", "running", "done", "failed", "missed", "lost"]
 
 #: What an add did: ``added``; ``exists`` (a live job has the key and the add
-#: did not replace it); ``replaced``.
+#: did not replace it: it was not asked to, or the job is running);
+#: ``replaced``.
 AddResult = Literal["added", "exists", "replaced"]
 
 
@@ -103,8 +104,9 @@ class Finished:
 
     token: ClaimToken
     # interrupted: by its own scheduler's shutdown; claimable again, as after
-    # a crash (at-least-once). cancelled: by the user; deleted.
-    state: Literal["done", "failed", "lost", "cancelled", "interrupted"]
+    # a crash (at-least-once). released: never started; claimable again, the
+    # attempt not counted. cancelled: by the user; deleted.
+    state: Literal["done", "failed", "lost", "cancelled", "interrupted", "released"]
     result: str | None = None
     error: str | None = None
 

@@ -436,8 +436,11 @@ class SQLiteStore:
             )
             replaced = False
             if job.replace:
+                # A running job is not replaced: it would run on beside its
+                # replacement, and its outcome would land on the new row.
                 row = con.execute(
-                    "DELETE FROM aioscheduler_jobs WHERE key = ? RETURNING state",
+                    "DELETE FROM aioscheduler_jobs WHERE key = ? "
+                    "AND state != 'running' RETURNING state",
                     (job.key,),
                 ).fetchone()
                 replaced = row is not None and row[0] in _LIVE
@@ -804,7 +807,13 @@ class SQLiteStore:
             where = "id = ? AND lease_owner = ? AND attempt = ? AND state = 'running'"
             state = r.state
             keep = self._keep_done_us if state == "done" else self._keep_failed_us
-            if state == "interrupted":
+            if state == "released":
+                count = con.execute(
+                    "UPDATE aioscheduler_jobs SET state = 'pending', lease_owner = "
+                    f"NULL, lease_until = NULL, attempt = attempt - 1 WHERE {where}",
+                    fence,
+                ).rowcount
+            elif state == "interrupted":
                 count = con.execute(
                     "UPDATE aioscheduler_jobs SET state = 'pending', lease_owner = "
                     f"NULL, lease_until = NULL WHERE {where}",
