@@ -29,9 +29,18 @@ SPEC_NAMES = {
     "Calendar",
     "At",
     "AnyOf",
+    "durable",  # issue 11: durable jobs
+    "current_job",
+    "JobContext",
+    "JobConflict",
+    "JobStore",
+    "SQLiteStore",
+    "StoreError",
+    "StoreLocked",
     "__version__",
 }
-CLASS_NAMES = sorted(SPEC_NAMES - {"__version__"})
+FUNCTION_NAMES = ["current_job", "durable"]
+CLASS_NAMES = sorted(SPEC_NAMES - {"__version__", *FUNCTION_NAMES})
 ONE_X_NAMES = ["TimedScheduler", "QueuedScheduler", "Manager"]
 
 
@@ -74,6 +83,12 @@ class TestExports:
         assert isinstance(obj, type)
         assert obj.__module__ == "aioscheduler"
         assert repr(obj) == f"<class 'aioscheduler.{name}'>"
+
+    @pytest.mark.parametrize("name", FUNCTION_NAMES)
+    def test_function_module_is_the_package(self, name: str) -> None:
+        obj = getattr(aioscheduler, name)
+        assert callable(obj)
+        assert obj.__module__ == "aioscheduler"
 
     def test_version_is_a_string(self) -> None:
         assert isinstance(aioscheduler.__version__, str)
