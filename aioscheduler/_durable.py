@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import socket
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
@@ -310,9 +311,15 @@ class DurableRuntime:
     # -- clocks ---------------------------------------------------------------------
 
     def wall_now(self) -> int:
-        """The scheduler's wall time in microseconds (virtual under a mock clock)."""
+        """The scheduler's wall time in microseconds (virtual under a mock clock).
+
+        Read afresh: the scheduler keeps its wall offset unless it moved by
+        more than a millisecond, and a claim must never see a time ahead of
+        the wall clock, or a job could start that much early.
+        """
         s = self.scheduler
-        return round((s._clock() + s._read_wall_offset()) * 1_000_000)
+        wall = s._clock() + s._offset_base + s._wall_clock() - time.monotonic()
+        return math.floor(wall * 1_000_000)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -354,7 +361,9 @@ class DurableRuntime:
         renew_at = math.inf
         while True:
             free = self.limit - len(self.running)
-            if s._max_tasks is not None:
+            if s._closed:
+                free = 0  # draining: start nothing new, record what ends
+            elif s._max_tasks is not None:
                 free = min(free, s._max_tasks - s._loads[s._slot])
             now = self.wall_now()
             if self.running and now >= renew_at:
@@ -380,6 +389,8 @@ class DurableRuntime:
             )
             for job in claim.jobs:
                 await self._start(job)
+            if self.running and renew_at == math.inf:
+                renew_at = now + LEASE / 3 * 1e6
             if self.finished:
                 continue
             room = free - len(claim.jobs) > 0

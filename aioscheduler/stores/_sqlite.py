@@ -567,20 +567,11 @@ class SQLiteStore:
             for r, ok in zip(finished, self._finish(con, finished, now), strict=False)
             if ok is False
         ]
+        # One process per file (the lock): a lease can only have been left by
+        # a process that died, and open() resolved those. Leases held by this
+        # process are never expired here, even if a job blocked the event
+        # loop past its lease: that would run it twice.
         lost, self._lost_at_open = self._lost_at_open, []
-        # Leases that expired (a worker that stopped renewing), by delivery.
-        con.execute(
-            "UPDATE aioscheduler_jobs SET state = 'pending', lease_owner = NULL, "
-            "lease_until = NULL WHERE state = 'running' AND lease_until < ? "
-            "AND delivery = 'at_least_once'",
-            (now,),
-        )
-        lost += self._mark_lost(
-            con,
-            "state = 'running' AND lease_until < ? AND delivery = 'at_most_once'",
-            (now,),
-            now,
-        )
         schedule_missed = self._fire_schedules(con, now)
         if now - self._purged_at > _PURGE_EVERY_US:
             self._purge(con, now)
