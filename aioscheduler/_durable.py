@@ -299,6 +299,7 @@ class DurableRuntime:
         self.limit = limit
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.closing = False
+        self.claiming = True
         self.opened = False
         # Claimed and running: token -> its Task.
         self.running: dict[ClaimToken, Task[Any]] = {}
@@ -345,7 +346,7 @@ class DurableRuntime:
     # -- wake-ups ---------------------------------------------------------------------
 
     def job_added(self, due: int) -> None:
-        if due < self._sleeping_until:
+        if due < self._sleeping_until and self.claiming:
             self._wake.set()
 
     def _poke(self) -> None:
@@ -361,8 +362,10 @@ class DurableRuntime:
         renew_at = math.inf
         while True:
             free = self.limit - len(self.running)
-            if s._closed:
-                free = 0  # draining: start nothing new, record what ends
+            if s._closed or not self.claiming:
+                # Draining, or leaving `async with`: start nothing new, and
+                # record what ends.
+                free = 0
             elif s._max_tasks is not None:
                 free = min(free, s._max_tasks - s._loads[s._slot])
             now = self.wall_now()

@@ -68,6 +68,10 @@ class Hosted(ABC):
     def _request_close(self) -> None:
         """Start closing: refuse jobs, cancel pending and running ones."""
 
+    def _body_ended(self) -> None:
+        """The ``async with`` body ended normally: about to wait for the jobs."""
+        return  # nothing to do, unless a subclass takes durable jobs
+
     @abstractmethod
     async def join(self) -> None:
         """Wait until no job is pending or running."""
@@ -78,9 +82,18 @@ class Hosted(ABC):
         await group.__aenter__()
         try:
             await self._start_in(group)
-        except BaseException:
+        except BaseException as exc:
             self._unclaim()
-            if not await group.__aexit__(*sys.exc_info()):
+            try:
+                if not await group.__aexit__(*sys.exc_info()):
+                    raise
+            except BaseExceptionGroup as failed:
+                # Serving failed before it began (the store is locked, say):
+                # raise that error as it is, not wrapped by our task group.
+                if len(failed.exceptions) == 1 and not isinstance(
+                    failed.exceptions[0], BaseExceptionGroup
+                ):
+                    raise failed.exceptions[0] from exc.__cause__
                 raise
         self._host_group = group
         return self
@@ -97,6 +110,7 @@ class Hosted(ABC):
         interrupted: BaseException | None = None
         if exc_type is None:
             try:
+                self._body_ended()
                 await self.join()
             except BaseException as join_exc:  # e.g. an outer scope cancelled us
                 interrupted = join_exc

@@ -463,6 +463,10 @@ class Manager(DurableMethods, Hosted, Generic[SchedulerT]):
             merged.update(scheduler.schedules)
         return MappingProxyType(merged)
 
+    def _body_ended(self) -> None:
+        for scheduler in self.schedulers:
+            scheduler._body_ended()
+
     def _durable_host(self) -> TimedScheduler:
         if not self._timed:
             raise self._wrong_kind("durable jobs", "TimedScheduler")

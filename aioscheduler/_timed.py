@@ -467,6 +467,12 @@ class TimedScheduler(DurableMethods, BaseScheduler):
                 durable.never_started(run)
         super()._job_cancelled(task)
 
+    def _body_ended(self) -> None:
+        # Leaving `async with` waits for the running durable jobs; the
+        # pending ones stay in the store for the next start.
+        if self._durable is not None:
+            self._durable.claiming = False
+
     def _on_closed(self) -> None:
         if self._durable is not None:
             self._durable.closing = True

@@ -990,12 +990,18 @@ def _lock(path: Path) -> int:
     try:
         _try_lock(fd)
     except OSError:
-        holder = ""
+        where = "another process"
         with contextlib.suppress(OSError, ValueError):
-            holder = f" (pid {int(os.pread(fd, 32, 0).decode().strip())})"
+            pid = int(os.pread(fd, 32, 0).decode().strip())
+            where = (
+                "this process already (another SQLiteStore on the same file; "
+                "share one store object instead)"
+                if pid == os.getpid()
+                else f"another process (pid {pid})"
+            )
         os.close(fd)
         raise StoreLocked(
-            f"the store {str(path)!r} is open in another process{holder}: one "
+            f"the store {str(path)!r} is open in {where}: one "
             "process per SQLite store, or every process would run every job; "
             "use a PostgreSQL store to share jobs between processes"
         ) from None
