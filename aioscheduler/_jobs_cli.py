@@ -15,6 +15,7 @@ while a scheduler runs on the same file, and it never creates a store.
 Exit status: 0 done; 1 the job asked for is absent, or ``cancel`` found it
 not pending; 2 a usage error or a store that cannot be read (missing file,
 not an aioscheduler store, made by a newer version, an unsupported URL).
+Output cut short by a closed pipe (``| head``) ends quietly with status 1.
 """
 
 from __future__ import annotations
