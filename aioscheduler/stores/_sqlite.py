@@ -277,24 +277,18 @@ class SQLiteStore:
             raise
 
     def _setup(self, con: sqlite3.Connection, inspect: bool) -> None:
+        if inspect:
+            # Read before any write: looking at a file must not change it
+            # (no WAL switch, no meta table in a database that is not ours).
+            self._check_inspectable(con)
         mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.DatabaseError(f"cannot use a write-ahead log (got {mode})")
         con.execute(f"PRAGMA synchronous={self._synchronous}")
-        version = self._schema_version(con)
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{str(self._path)!r} was made by a newer aioscheduler (schema "
-                f"version {version}; this version reads up to {SCHEMA_VERSION}); "
-                "upgrade aioscheduler to use it"
-            )
         if inspect:
-            if version < SCHEMA_VERSION:
-                raise StoreError(
-                    f"{str(self._path)!r} has schema version {version}; open it "
-                    "with a scheduler once to migrate it"
-                )
             return
+        version = self._schema_version(con)
+        self._refuse_newer(version)
         for step in range(version, SCHEMA_VERSION):
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -311,6 +305,38 @@ class SQLiteStore:
                 con.execute("ROLLBACK")
                 raise
         self._resolve_dead_leases(con)
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{str(self._path)!r} was made by a newer aioscheduler (schema "
+                f"version {version}; this version reads up to {SCHEMA_VERSION}); "
+                "upgrade aioscheduler to use it"
+            )
+
+    def _check_inspectable(self, con: sqlite3.Connection) -> None:
+        """Refuse, without writing, a file that is not a current store."""
+        if (
+            con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                "AND name = 'aioscheduler_meta'"
+            ).fetchone()
+            is None
+        ):
+            raise StoreError(
+                f"{str(self._path)!r} is not an aioscheduler store (a SQLite "
+                "database without aioscheduler's tables)"
+            )
+        row = con.execute(
+            "SELECT value FROM aioscheduler_meta WHERE name = 'schema_version'"
+        ).fetchone()
+        version = 0 if row is None else int(row[0])
+        self._refuse_newer(version)
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{str(self._path)!r} has schema version {version}; open it "
+                "with a scheduler once to migrate it"
+            )
 
     def _schema_version(self, con: sqlite3.Connection) -> int:
         con.execute(
