@@ -371,9 +371,12 @@ class DurableRuntime:
             self._report(
                 claim.missed, claim.lost, claim.rejected, claim.schedule_missed
             )
+            released = False
             for job in claim.jobs:
-                await self._start(job)
-            if self.finished:
+                released |= not await self._start(job)
+            # A job given back (unknown function) is due again later than
+            # claim.next_due says: claim again to learn when.
+            if self.finished or released:
                 continue
             room = free - len(claim.jobs) > 0
             next_due = claim.next_due
@@ -414,15 +417,17 @@ class DurableRuntime:
                     )
                     task.cancel()
 
-    async def _start(self, job: ClaimedJob) -> None:
+    async def _start(self, job: ClaimedJob) -> bool:
+        """Start *job*; ``False`` if it was given back (unknown function)."""
         entry = resolve_function(job.function)
         if entry is None:
             await self._unknown_function(job)
-            return
+            return False
         self._unknown.pop(job.function, None)
         run = _Run(self, job, entry)
         task = self.scheduler._start_durable(run, from_micros(job.due))
         self.running[job.token] = task
+        return True
 
     async def _unknown_function(self, job: ClaimedJob) -> None:
         tries = self._unknown.get(job.function, 0)
