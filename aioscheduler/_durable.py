@@ -61,23 +61,28 @@ _ON_CONFLICT: Final = ("error", "keep", "replace")
 class JobContext:
     """What a durable job knows about its own run; see :func:`current_job`.
 
-    :ivar key: the job's key (given at the add, or generated)
-    :ivar attempt: 1 on the first run; raised by one each time the job is
-        started again after its process died while running it
-    :ivar scheduled: when it was due (aware UTC)
-    :ivar started: when this run started, by the scheduler's wall clock
-    :ivar function: the registered name it runs under
-    :ivar schedule_id: the durable schedule that made this run, or ``None``
-
     .. versionadded:: 2.0
     """
 
     key: str
+    """The job's key (given at the add, or generated)."""
+
     attempt: int
+    """1 on the first run; one more each time the job is started again after
+    a run was interrupted (its process died, or its scheduler stopped)."""
+
     scheduled: datetime
+    """When it was due (aware UTC); for a schedule's run, its fire time
+    before jitter."""
+
     started: datetime
+    """When this run started, by the scheduler's wall clock (aware UTC)."""
+
     function: str
+    """The name the function is registered under."""
+
     schedule_id: str | None
+    """The durable schedule that made this run, or ``None``."""
 
     @property
     def lateness(self) -> timedelta:
