@@ -29,9 +29,18 @@ SPEC_NAMES = {
     "Calendar",
     "At",
     "AnyOf",
+    "durable",  # issue 11: durable jobs
+    "current_job",
+    "JobContext",
+    "SQLiteStore",
+    "JobStore",
+    "JobConflict",
+    "StoreError",
+    "StoreLocked",
     "__version__",
 }
-CLASS_NAMES = sorted(SPEC_NAMES - {"__version__"})
+FUNCTION_NAMES = {"durable", "current_job"}
+CLASS_NAMES = sorted(SPEC_NAMES - FUNCTION_NAMES - {"__version__"})
 ONE_X_NAMES = ["TimedScheduler", "QueuedScheduler", "Manager"]
 
 
