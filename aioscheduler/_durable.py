@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import socket
-import time
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
@@ -62,23 +61,28 @@ _ON_CONFLICT: Final = ("error", "keep", "replace")
 class JobContext:
     """What a durable job knows about its own run; see :func:`current_job`.
 
-    :ivar key: the job's key (given at the add, or generated)
-    :ivar attempt: 1 on the first run; raised by one each time the job is
-        started again after its process died while running it
-    :ivar scheduled: when it was due (aware UTC)
-    :ivar started: when this run started, by the scheduler's wall clock
-    :ivar function: the registered name it runs under
-    :ivar schedule_id: the durable schedule that made this run, or ``None``
-
     .. versionadded:: 2.0
     """
 
     key: str
+    """The job's key (given at the add, or generated)."""
+
     attempt: int
+    """1 on the first run; one more each time the job is started again after
+    a run was interrupted (its process died, or its scheduler stopped)."""
+
     scheduled: datetime
+    """When it was due (aware UTC); for a schedule's run, its fire time
+    before jitter."""
+
     started: datetime
+    """When this run started, by the scheduler's wall clock (aware UTC)."""
+
     function: str
+    """The name the function is registered under."""
+
     schedule_id: str | None
+    """The durable schedule that made this run, or ``None``."""
 
     @property
     def lateness(self) -> timedelta:
@@ -246,14 +250,19 @@ def link_of(store: JobStore) -> StoreLink:
 class DurableRun:
     """A claimed job, as the callback of its :class:`Task`."""
 
-    __slots__ = ("claimed", "entry", "runtime", "started")
+    __slots__ = ("claimed", "claimed_at", "entry", "runtime", "started")
 
     def __init__(
-        self, runtime: DurableRuntime, claimed: ClaimedJob, entry: DurableFunction
+        self,
+        runtime: DurableRuntime,
+        claimed: ClaimedJob,
+        entry: DurableFunction,
+        claimed_at: int,
     ) -> None:
         self.runtime = runtime
         self.claimed = claimed
         self.entry = entry
+        self.claimed_at = claimed_at  # the store's clock at the claim
         self.started = 0
 
     def __call__(self) -> Coroutine[Any, Any, Any]:
@@ -270,7 +279,9 @@ class DurableRun:
             key=job.key,
             attempt=job.token.attempt,
             scheduled=from_micros(job.due),
-            started=from_micros(runtime.wall_now()),
+            # It starts after its claim: a read of the wall clock that
+            # comes out earlier (two clocks read a moment apart) is noise.
+            started=from_micros(max(runtime.wall_now(), self.claimed_at)),
             function=job.function,
             schedule_id=job.schedule_id,
         )
@@ -314,13 +325,16 @@ class DurableRuntime:
     def wall_now(self) -> int:
         """The scheduler's wall time in microseconds (virtual under a mock clock).
 
-        Read afresh: the scheduler keeps its wall offset unless it moved by
-        more than a millisecond, and a claim must never see a time ahead of
-        the wall clock, or a job could start that much early.
+        On a loop whose clock is the monotonic clock this is one read of the
+        wall clock itself: a claim never sees a time ahead of it, so no job
+        starts early by it. Under a virtual loop clock, the loop clock plus
+        the scheduler's wall offset (what ``now()`` gives).
         """
         s = self.scheduler
-        wall = s._clock() + s._offset_base + s._wall_clock() - time.monotonic()
-        return math.floor(wall * 1_000_000)
+        fast = s._fast_offset
+        if fast is not None:
+            return math.floor((s._wall_clock() + fast) * 1_000_000)
+        return math.floor((s._clock() + s._read_wall_offset()) * 1_000_000)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -390,11 +404,14 @@ class DurableRuntime:
             self._report(
                 claim.missed, claim.lost, claim.rejected, claim.schedule_missed
             )
+            released = False
             for job in claim.jobs:
-                await self._start(job)
+                released |= not await self._start(job, claim.now)
+            # A job given back (unknown function) is due again later than
+            # claim.next_due says: claim again to learn when.
             if self.running and renew_at == math.inf:
                 renew_at = now + LEASE / 3 * 1e6
-            if self.finished:
+            if self.finished or released:
                 continue
             room = free - len(claim.jobs) > 0
             next_due = claim.next_due
@@ -435,15 +452,17 @@ class DurableRuntime:
                     )
                     task.cancel()
 
-    async def _start(self, job: ClaimedJob) -> None:
+    async def _start(self, job: ClaimedJob, claimed_at: int) -> bool:
+        """Start *job*; ``False`` if it was given back (unknown function)."""
         entry = resolve_function(job.function)
         if entry is None:
             await self._unknown_function(job)
-            return
+            return False
         self._unknown.pop(job.function, None)
-        run = DurableRun(self, job, entry)
+        run = DurableRun(self, job, entry, claimed_at)
         task = self.scheduler._start_durable(run, from_micros(job.due))
         self.running[job.token] = task
+        return True
 
     async def _unknown_function(self, job: ClaimedJob) -> None:
         tries = self._unknown.get(job.function, 0)

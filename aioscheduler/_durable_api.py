@@ -189,7 +189,7 @@ class DurableMethods:
         and fire times passed while no process ran are handled by
         *coalesce* and *misfire_grace*. Each run is a durable job (its key:
         ``"<id>@<fire time>"``). The trigger is stored as its JSON form
-        (:meth:`Trigger.to_dict`) and follows the wall clock (``Every`` too).
+        (the trigger's ``to_dict()``) and follows the wall clock (``Every`` too).
         ``overlap`` is ``"skip"`` (a run still pending or running makes the
         fire time skip) or ``"allow"``. ::
 

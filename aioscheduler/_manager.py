@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -25,6 +26,7 @@ from ._time import delay_seconds
 from ._timed import TimedScheduler
 from ._trigger import Trigger
 from ._waiting import Room, room_of
+from .stores._interface import JobStore
 
 __all__ = ["Manager"]
 
@@ -74,6 +76,10 @@ class Manager(DurableMethods, Hosted, Generic[SchedulerT]):
         *,
         prefer_utc: bool = ...,
         on_error: Any = ...,
+        wall_clock: Callable[[], float] = ...,
+        wall_poll: float = ...,
+        store: JobStore | str | os.PathLike[str] | None = ...,
+        durable_concurrency: int = ...,
     ) -> None: ...
 
     @overload

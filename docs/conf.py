@@ -53,6 +53,9 @@ nitpick_ignore_regex = [
     # Calendar, At and AnyOf are the public ones.
     ("py:class", r"(aioscheduler\.)?(_\w+\.)*Trigger"),
     ("py:class", r"(typing\.)?(Any|Literal|Callable|Coroutine|Generic)"),
+    # The records in JobStore's signatures (NewJob, Claim, JobRecord, ...):
+    # private until a second store implementation settles them.
+    ("py:class", r"aioscheduler\.stores\._interface\.\w+"),
     ("py:class", r"Task"),
 ]
 

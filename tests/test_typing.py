@@ -9,7 +9,9 @@ ever stops being an error. At run time those calls raise ``TypeError``.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import assert_type
 
 import anyio
@@ -82,6 +84,21 @@ async def test_manager_of_timed() -> None:
         coro = double(1)
         with pytest.raises(TypeError, match=r"takes \(coro, when\)"):
             manager.schedule(coro)  # type: ignore[call-arg]
+
+
+def test_manager_of_timed_takes_every_timed_option(tmp_path: Path) -> None:
+    # The keyword options of TimedScheduler, through the Manager's overload
+    # for its default kind (a store, its concurrency, the wall clock).
+    manager = Manager(
+        2,
+        prefer_utc=False,
+        wall_clock=time.time,
+        wall_poll=5,
+        store=tmp_path / "jobs.db",
+        durable_concurrency=10,
+    )
+    assert_type(manager, Manager[TimedScheduler])
+    assert manager.store is not None
 
 
 @pytest.mark.parametrize("cls", [QueuedScheduler, LifoQueuedScheduler])
