@@ -546,14 +546,17 @@ class DurableRuntime:
                 if run.claimed.delivery == "at_least_once":
                     self.finished.append(Finished(token, "interrupted"))
                 else:
-                    self.finished.append(
-                        Finished(
-                            token,
-                            "lost",
-                            error="interrupted by the scheduler's shutdown "
-                            "(delivery at_most_once)",
-                        )
+                    error = (
+                        "interrupted by the scheduler's shutdown (delivery "
+                        "at_most_once)"
                     )
+                    logger.warning(
+                        "durable job %r (%s) is recorded as lost: %s",
+                        run.claimed.key,
+                        run.claimed.function,
+                        error,
+                    )
+                    self.finished.append(Finished(token, "lost", error=error))
             else:
                 self.finished.append(Finished(token, "cancelled"))
         else:
