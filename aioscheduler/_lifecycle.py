@@ -9,7 +9,6 @@ lets the exception propagate.
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Any, Self
@@ -78,9 +77,17 @@ class Hosted(ABC):
         await group.__aenter__()
         try:
             await self._start_in(group)
-        except BaseException:
+        except BaseException as exc:
             self._unclaim()
-            if not await group.__aexit__(*sys.exc_info()):
+            try:
+                suppressed = await group.__aexit__(type(exc), exc, exc.__traceback__)
+            except BaseExceptionGroup as group_exc:
+                # The task group wrapped the start's own failure (StoreLocked,
+                # say), alone: raise it as it was raised, as __aexit__ does.
+                if group_exc.exceptions != (exc,):
+                    raise
+                suppressed = False
+            if not suppressed:
                 raise
         self._host_group = group
         return self
