@@ -55,6 +55,7 @@ import pytest
 from aioscheduler import StoreLocked, TimedScheduler
 from tests._engines import ROOT, child_env
 from tests._stores import InlineSQLiteStore
+from tests.conftest import HAVE_TRIO
 
 #: wall time minus the monotonic clock (ns), once for every child: their
 #: shared wall clock, which never slews.
@@ -62,10 +63,14 @@ WALL_OFFSET_NS = time.time_ns() - time.monotonic_ns()
 
 #: (loop, engine) by seed; the restart runs on the next one (the other loop).
 PATHS = [
-    ("asyncio", "native"),
-    ("trio", "native"),
-    ("asyncio", "anyio"),
-    ("trio", "anyio"),
+    (loop, engine)
+    for loop, engine in [
+        ("asyncio", "native"),
+        ("trio", "native"),
+        ("asyncio", "anyio"),
+        ("trio", "anyio"),
+    ]
+    if loop == "asyncio" or HAVE_TRIO
 ]
 #: Seeds run at once (each is two or three mostly idle child processes).
 PARALLEL = 4
@@ -87,6 +92,12 @@ def crash_seeds(default: int) -> list[int]:
 
 SEEDS = crash_seeds(20)
 SCHEDULE_SEEDS = crash_seeds(20)
+
+#: The process tests need SIGKILL, flock and a monotonic clock shared by
+#: every process (CLOCK_MONOTONIC on Linux, mach_absolute_time on macOS).
+posix_only = pytest.mark.skipif(
+    sys.platform == "win32", reason="SIGKILL and flock: POSIX only"
+)
 
 
 # -- child processes -------------------------------------------------------------------
@@ -521,6 +532,7 @@ def timeout_for(seeds: Sequence[int]) -> float:
     return 60.0 + 5.0 * len(seeds)
 
 
+@posix_only
 @pytest.mark.timeout(timeout_for(SEEDS))
 def test_kill_during_adds_and_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -681,6 +693,7 @@ def run_schedule_seed(seed: int, workdir: Path) -> ScheduleReport:
     return report
 
 
+@posix_only
 @pytest.mark.timeout(timeout_for(SCHEDULE_SEEDS) + 30)
 def test_kill_during_a_durable_schedule(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -702,6 +715,7 @@ def test_kill_during_a_durable_schedule(
 # -- one process per store -------------------------------------------------------------
 
 
+@posix_only
 @pytest.mark.parametrize(
     ("holder", "prober"),
     [(0, 1), (3, 2)],
