@@ -50,9 +50,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import anyio
 import pytest
 
-from aioscheduler import StoreLocked, TimedScheduler
+from aioscheduler import StoreLocked, TimedScheduler, current_job, durable
 from tests._engines import ROOT, child_env
 from tests._stores import InlineSQLiteStore
 from tests.conftest import HAVE_TRIO
@@ -779,3 +780,44 @@ async def test_a_start_failure_leaves_async_with_as_itself(tmp_path: Path) -> No
                 pass  # pragma: no cover - refused
     async with TimedScheduler(store=InlineSQLiteStore(path)) as scheduler:
         assert scheduler.store is not None
+
+
+#: The attempts the job below ran with, in this process; set when it ran.
+COUNTED_RUNS: list[int] = []
+COUNTED: list[anyio.Event] = []
+
+
+@durable("tests.durable_crash.counted")
+async def counted() -> None:
+    COUNTED_RUNS.append(current_job().attempt)
+    COUNTED[0].set()
+
+
+async def test_a_job_claimed_as_its_scheduler_closes_is_not_left_running(
+    tmp_path: Path,
+) -> None:
+    """What the schedule crash test found (a fire left ``running`` after the
+    last child left ``async with`` cleanly): a job the feeder claims just as
+    the scheduler closes was started, then cancelled before its first step
+    (Trio), so it never reported and its row stayed ``running``, leased to
+    a process that had closed the store. It never ran: it goes back to
+    ``pending`` with its attempt as it was, and runs once, as attempt 1."""
+    COUNTED_RUNS.clear()
+    COUNTED[:] = [anyio.Event()]
+    path = tmp_path / "jobs.db"
+    async with TimedScheduler(store=InlineSQLiteStore(path)) as scheduler:
+        await scheduler.durable_start_after(0, counted, key="k")
+    inspect = InlineSQLiteStore(path)
+    await inspect.open_for_inspection()
+    try:
+        record = await inspect.get_job("k")
+    finally:
+        await inspect.close()
+    if record is None:  # it ran (and its row was deleted): asyncio
+        assert COUNTED_RUNS == [1]
+        return
+    assert (record.state, record.attempt, COUNTED_RUNS) == ("pending", 0, [])
+    async with TimedScheduler(store=InlineSQLiteStore(path)):
+        with anyio.fail_after(10):  # virtual time: it is due at once
+            await COUNTED[0].wait()
+    assert COUNTED_RUNS == [1]
