@@ -354,6 +354,14 @@ class DurableRuntime:
                 if self.finished:
                     finished, self.finished = self.finished, []
                     await self.store.finish(finished, now=self.wall_now())
+                # Every job has ended: those still here were claimed as we
+                # closed and cancelled before their first step, so they never
+                # ran. They go back as they were (not left leased to us).
+                for token in list(self.running):
+                    del self.running[token]
+                    await self.store.release(
+                        token, ready=self.wall_now(), count_attempt=False
+                    )
             finally:
                 await self.store.close()
 

@@ -9,7 +9,6 @@ lets the exception propagate.
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Any, Self
@@ -85,15 +84,14 @@ class Hosted(ABC):
         except BaseException as exc:
             self._unclaim()
             try:
-                if not await group.__aexit__(*sys.exc_info()):
+                suppressed = await group.__aexit__(type(exc), exc, exc.__traceback__)
+            except BaseExceptionGroup as group_exc:
+                # The task group wrapped the start's own failure (StoreLocked,
+                # say), alone: raise it as it was raised, as __aexit__ does.
+                if group_exc.exceptions != (exc,):
                     raise
-            except BaseExceptionGroup as failed:
-                # Serving failed before it began (the store is locked, say):
-                # raise that error as it is, not wrapped by our task group.
-                if len(failed.exceptions) == 1 and not isinstance(
-                    failed.exceptions[0], BaseExceptionGroup
-                ):
-                    raise failed.exceptions[0] from exc.__cause__
+                suppressed = False
+            if not suppressed:
                 raise
         self._host_group = group
         return self
