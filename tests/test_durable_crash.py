@@ -775,7 +775,7 @@ async def test_a_start_failure_leaves_async_with_as_itself(tmp_path: Path) -> No
     leaves no lock behind."""
     path = tmp_path / "jobs.db"
     async with TimedScheduler(store=InlineSQLiteStore(path)):
-        with pytest.raises(StoreLocked, match="is open in another process"):
+        with pytest.raises(StoreLocked, match="is open in this process already"):
             async with TimedScheduler(store=InlineSQLiteStore(path)):
                 pass  # pragma: no cover - refused
     async with TimedScheduler(store=InlineSQLiteStore(path)) as scheduler:
