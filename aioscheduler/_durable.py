@@ -117,8 +117,12 @@ def current_job() -> JobContext:
 
 
 def new_key() -> str:
-    """A key for a job added without one."""
-    return uuid.uuid4().hex
+    """A key for a job added without one: 128 random bits, 32 hex digits.
+
+    (``uuid.uuid4().hex`` looks the same and costs 3-4x more: a UUID object
+    per key, a fifth of a batched add's time on the event loop.)
+    """
+    return os.urandom(16).hex()
 
 
 def check_on_conflict(on_conflict: object) -> None:
