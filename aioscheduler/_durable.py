@@ -90,7 +90,7 @@ class JobContext:
         return max(self.started - self.scheduled, timedelta(0))
 
 
-_current: contextvars.ContextVar[JobContext] = contextvars.ContextVar(
+_current: contextvars.ContextVar[DurableRun] = contextvars.ContextVar(
     "aioscheduler_durable_job"
 )
 
@@ -111,9 +111,10 @@ def current_job() -> JobContext:
     .. versionadded:: 2.0
     """
     try:
-        return _current.get()
+        run = _current.get()
     except LookupError:
         raise LookupError("current_job() is called outside a durable job") from None
+    return run.context()
 
 
 def new_key() -> str:
@@ -221,6 +222,36 @@ class StoreLink:
                 runtime.job_added(job.due)
         return result
 
+    async def add_many(self, jobs: list[NewJob], on_conflict: list[str]) -> None:
+        """Commit *jobs* in one transaction of their own (a durable batch);
+        *on_conflict* is each job's policy."""
+        with anyio.CancelScope(shield=True):
+            lock = self._lock
+            if lock is None:
+                lock = self._lock = anyio.Lock()
+            async with lock:
+                results = await self.store.add(jobs)
+        taken = [
+            job.key
+            for job, result, policy in zip(jobs, results, on_conflict, strict=True)
+            if result == "exists" and policy != "keep"
+        ]
+        earliest = min(
+            (j.due for j, r in zip(jobs, results, strict=True) if r != "exists"),
+            default=None,
+        )
+        if earliest is not None:
+            for runtime in self.runtimes:
+                runtime.job_added(earliest)
+        if taken:
+            shown = ", ".join(repr(key) for key in taken[:10])
+            more = f" and {len(taken) - 10} more" if len(taken) > 10 else ""
+            raise JobConflict(
+                f"{len(taken)} job(s) of the batch were not added: a pending or "
+                f"running job has the key ({shown}{more}); the others were "
+                "committed"
+            )
+
     async def _commit(self, batch: _Batch) -> None:
         # Shielded: the adds that joined this batch wait for it, so it
         # commits even if the caller that leads it is cancelled.
@@ -275,23 +306,27 @@ class DurableRun:
     def __repr__(self) -> str:
         return f"<durable {self.entry.name} key={self.claimed.key!r}>"
 
-    async def _run(self) -> Any:
-        self.started = 1
+    def context(self) -> JobContext:
+        """This run's :class:`JobContext` (made when asked: most jobs never ask)."""
         job = self.claimed
-        runtime = self.runtime
-        context = JobContext(
+        return JobContext(
             key=job.key,
             attempt=job.token.attempt,
             scheduled=from_micros(job.due),
-            # It starts after its claim: a read of the wall clock that
-            # comes out earlier (two clocks read a moment apart) is noise.
-            started=from_micros(max(runtime.wall_now(), self.claimed_at)),
+            started=from_micros(self.started),
             function=job.function,
             schedule_id=job.schedule_id,
         )
-        _current.set(context)
+
+    async def _run(self) -> Any:
+        runtime = self.runtime
+        # It starts after its claim: a read of the wall clock that comes out
+        # earlier (two clocks read a moment apart) is noise. Never 0, which
+        # means "not started".
+        self.started = max(runtime.wall_now(), self.claimed_at, 1)
+        _current.set(self)
         try:
-            args, kwargs = decode_arguments(job.arguments)
+            args, kwargs = decode_arguments(self.claimed.arguments)
             value = await self.entry.fn(*args, **kwargs)
         except BaseException as exc:
             runtime.run_ended(self, exc, None)
@@ -315,6 +350,8 @@ class DurableRuntime:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.closing = False
         self.claiming = True
+        # Whether the store keeps results: if not, none is encoded.
+        self.keeps_results: bool = getattr(store, "keeps_results", True)
         self.opened = False
         # Claimed and running: token -> its Task.
         self.running: dict[ClaimToken, Task[Any]] = {}
@@ -551,7 +588,8 @@ class DurableRuntime:
         if self.running.pop(token, None) is None:
             return  # its lease was lost: the store would refuse the outcome
         if exc is None:
-            self.finished.append(Finished(token, "done", result=_json_or_none(value)))
+            result = _json_or_none(value) if self.keeps_results else None
+            self.finished.append(Finished(token, "done", result=result))
         elif isinstance(exc, anyio.get_cancelled_exc_class()):
             if self.closing:
                 # Interrupted by our own shutdown: as if the process died.

@@ -187,6 +187,11 @@ class SQLiteStore:
         self._purged_at = 0
 
     @property
+    def keeps_results(self) -> bool:
+        """Whether finished jobs' results are kept (``keep_results`` is set)."""
+        return self._keep_done_us is not None
+
+    @property
     def path(self) -> Path:
         """The database file."""
         return self._path
