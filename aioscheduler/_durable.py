@@ -250,7 +250,14 @@ def link_of(store: JobStore) -> StoreLink:
 class DurableRun:
     """A claimed job, as the callback of its :class:`Task`."""
 
-    __slots__ = ("claimed", "claimed_at", "entry", "runtime", "started")
+    __slots__ = (
+        "cancel_requested",
+        "claimed",
+        "claimed_at",
+        "entry",
+        "runtime",
+        "started",
+    )
 
     def __init__(
         self,
@@ -264,6 +271,10 @@ class DurableRun:
         self.entry = entry
         self.claimed_at = claimed_at  # the store's clock at the claim
         self.started = 0
+        # Set by Task.cancel() / scheduler.cancel(): only a cancellation
+        # asked for deletes the job. Any other (a cancel scope around the
+        # scheduler) interrupts it, as a shutdown does.
+        self.cancel_requested = False
 
     def __call__(self) -> Coroutine[Any, Any, Any]:
         return self._run()
@@ -528,7 +539,7 @@ class DurableRuntime:
         token = run.claimed.token
         if self.running.pop(token, None) is None:
             return
-        if self.closing:
+        if self.closing or not run.cancel_requested:
             self.finished.append(Finished(token, "released"))
         else:
             self.finished.append(Finished(token, "cancelled"))
@@ -541,8 +552,10 @@ class DurableRuntime:
         if exc is None:
             self.finished.append(Finished(token, "done", result=_json_or_none(value)))
         elif isinstance(exc, anyio.get_cancelled_exc_class()):
-            if self.closing:
-                # Interrupted by our own shutdown: as if the process died.
+            if self.closing or not run.cancel_requested:
+                # Interrupted by our own shutdown, or by a cancellation from
+                # outside the scheduler (which is about to stop it): as if
+                # the process died.
                 if run.claimed.delivery == "at_least_once":
                     self.finished.append(Finished(token, "interrupted"))
                 else:
