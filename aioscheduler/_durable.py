@@ -27,6 +27,7 @@ import anyio
 from ._exceptions import JobConflict, StoreError
 from ._registry import DurableFunction, decode_arguments, encode_arguments, registered
 from ._registry import resolve as resolve_function
+from ._waiting import Room
 from .stores._fires import from_micros
 from .stores._interface import (
     AddResult,
@@ -247,6 +248,26 @@ def link_of(store: JobStore) -> StoreLink:
     return link
 
 
+class _SlotWatch(Room):
+    """Wakes a feeder held back by ``max_tasks`` when a slot frees.
+
+    Put among its scheduler's rooms while the feeder sleeps for want of a
+    slot: a volatile job that ends pokes no feeder otherwise.
+    """
+
+    __slots__ = ("_runtime",)
+
+    def __init__(self, runtime: DurableRuntime) -> None:
+        super().__init__((runtime.scheduler,), lambda: False)
+        self._runtime = runtime
+
+    def freed(self) -> None:
+        self._runtime._poke()
+
+    def wake_all(self) -> None:
+        self._runtime._poke()
+
+
 class DurableRun:
     """A claimed job, as the callback of its :class:`Task`."""
 
@@ -330,6 +351,7 @@ class DurableRuntime:
         self._sleeping = False
         self._sleeping_until = -math.inf  # store time (µs) of the wake-up
         self._unknown: dict[str, int] = {}  # function name -> retries so far
+        self._slot_watch = _SlotWatch(self)
 
     # -- clocks ---------------------------------------------------------------------
 
@@ -429,6 +451,14 @@ class DurableRuntime:
             if room and next_due is not None and next_due <= claim.now:
                 await anyio.lowlevel.checkpoint()
                 continue
+            # Held back by max_tasks (not by our own limit): a slot that
+            # frees must wake us, whichever job ends.
+            max_tasks = s._max_tasks
+            slots = False
+            if max_tasks is not None and not room and not s._closed:
+                slots = self.claiming and self.limit > len(self.running)
+                if slots and max_tasks > s._loads[s._slot]:
+                    continue  # a slot freed during the claim
             # Sleep until the next job is due (by the store's clock), a
             # lease needs renewing, or someone wakes us.
             wait = math.inf
@@ -442,12 +472,16 @@ class DurableRuntime:
             # anyway, and only while we have room to start it.
             self._sleeping_until = -math.inf if not room else claim.now + wait * 1e6
             self._sleeping = True
+            if slots:
+                s._rooms.append(self._slot_watch)
             try:
                 with anyio.move_on_after(max(wait, 0.0)):
                     await self._wake.wait()
             finally:
                 self._sleeping = False
                 self._sleeping_until = -math.inf
+                if slots:
+                    s._rooms.remove(self._slot_watch)
 
     async def _renew(self, now: int) -> None:
         tokens = list(self.running)

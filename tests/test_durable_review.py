@@ -61,3 +61,30 @@ async def test_a_cancel_asked_for_still_deletes_a_running_job(tmp_path: Path) ->
         assert task.cancel()
     assert STARTED == ["a"]
     assert await _record(path, "k") is None
+
+
+RAN: list[str] = []
+
+
+@durable("tests.review.quick")
+async def quick(name: str) -> None:
+    RAN.append(name)
+
+
+async def test_a_due_job_starts_once_max_tasks_frees_a_slot(tmp_path: Path) -> None:
+    # max_tasks is full of volatile jobs when the durable job falls due: it
+    # must start when one of them ends, not wait for a durable job to end.
+    RAN.clear()
+
+    async def volatile() -> None:
+        await anyio.sleep(10)
+
+    async with TimedScheduler(
+        max_tasks=1, store=InlineSQLiteStore(tmp_path / "jobs.db")
+    ) as s:
+        await s.durable_start_after(1, quick, "d", key="d")
+        s.start_after(0, volatile)
+        await anyio.sleep(5)
+        assert RAN == []
+        await anyio.sleep(6)  # the volatile job ended at 10 s
+        assert RAN == ["d"]
