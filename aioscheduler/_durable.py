@@ -213,9 +213,6 @@ class StoreLink:
                 f"the job with the key {job.key!r} is running and cannot be "
                 "replaced; add the new one once it has ended"
             )
-        if result != "exists":
-            for runtime in self.runtimes:
-                runtime.job_added(job.due)
         return result
 
     async def _commit(self, batch: _Batch) -> None:
@@ -234,6 +231,13 @@ class StoreLink:
                     batch.results = await self.store.add(batch.jobs)
                 except BaseException as exc:
                     batch.error = exc
+                else:
+                    # Here, not in each add: an add cancelled while it
+                    # waited for this commit has its job committed too.
+                    for job, result in zip(batch.jobs, batch.results, strict=False):
+                        if result != "exists":
+                            for runtime in self.runtimes:
+                                runtime.job_added(job.due)
                 finally:
                     batch.done.set()
 

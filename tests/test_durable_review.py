@@ -5,12 +5,15 @@ Virtual time on every path, with the inline SQLite store (no thread hop).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 
 from aioscheduler import TimedScheduler, durable
-from aioscheduler.stores._interface import JobRecord
+from aioscheduler._durable import StoreLink, link_of
+from aioscheduler.stores._interface import AddResult, JobRecord, NewJob
 from tests._stores import InlineSQLiteStore
 
 STARTED: list[str] = []
@@ -88,3 +91,64 @@ async def test_a_due_job_starts_once_max_tasks_frees_a_slot(tmp_path: Path) -> N
         assert RAN == []
         await anyio.sleep(6)  # the volatile job ended at 10 s
         assert RAN == ["d"]
+
+
+class GatedStore(InlineSQLiteStore):
+    """Adds wait for ``gate`` while it is closed; ``entered`` says one waits."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate: anyio.Event | None = None
+        self.entered = anyio.Event()
+
+    async def add(self, jobs: Sequence[NewJob]) -> list[AddResult]:
+        gate = self.gate
+        if gate is not None:
+            self.entered.set()
+            await gate.wait()
+        return await super().add(jobs)
+
+
+async def _cancel_when_joined(link: StoreLink, scope: anyio.CancelScope) -> None:
+    while link._batch is None or len(link._batch.jobs) < 2:
+        await anyio.lowlevel.checkpoint()
+    scope.cancel()
+
+
+async def test_an_add_cancelled_after_joining_a_commit_still_wakes_the_feeder(
+    tmp_path: Path,
+) -> None:
+    # A durable add that joined another add's commit and was cancelled
+    # while waiting for it is committed all the same (as documented): its
+    # job must start when due, not when the feeder next wakes by itself.
+    RAN.clear()
+    store = GatedStore(tmp_path / "jobs.db")
+    async with TimedScheduler(store=store, wall_poll=100_000) as s:
+        # A live job far ahead: the feeder sleeps until it is due.
+        await s.durable_start_after(10_000, quick, "far", key="far")
+        await anyio.sleep(1)
+
+        async def keep_far() -> None:
+            # "keep" of a live key: commits nothing, wakes nobody.
+            await s.durable_start_after(
+                10_000, quick, "x", key="far", on_conflict="keep"
+            )
+
+        link = link_of(store)
+        store.gate = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(keep_far)  # holds the commit lock
+            await store.entered.wait()
+            group.start_soon(keep_far)  # leads the next commit
+            while link._batch is None:
+                await anyio.lowlevel.checkpoint()
+            with anyio.CancelScope() as scope:
+                # Joins that commit, then is cancelled while it waits.
+                group.start_soon(_cancel_when_joined, link, scope)
+                await s.durable_start_after(1, quick, "soon", key="soon")
+            assert scope.cancelled_caught
+            store.gate.set()
+        assert (await store.get_job("soon")) is not None  # committed
+        await anyio.sleep(5)
+        assert RAN == ["soon"]
+        await s.cancel_durable("far")
