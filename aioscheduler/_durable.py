@@ -431,13 +431,18 @@ class DurableRuntime:
             # Shielded: jobs claimed must be started (or given back), not
             # left leased to us until a restart.
             with anyio.CancelScope(shield=True):
-                claim = await store.claim(
-                    self.owner,
-                    now=now,
-                    limit=max(0, min(free, CLAIM_BATCH)),
-                    lease=LEASE,
-                    finished=finished,
-                )
+                try:
+                    claim = await store.claim(
+                        self.owner,
+                        now=now,
+                        limit=max(0, min(free, CLAIM_BATCH)),
+                        lease=LEASE,
+                        finished=finished,
+                    )
+                except BaseException:
+                    # Nothing was recorded: close() records them.
+                    self.finished[:0] = finished
+                    raise
             self._report(
                 claim.missed, claim.lost, claim.rejected, claim.schedule_missed
             )

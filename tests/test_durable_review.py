@@ -10,10 +10,17 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
+import pytest
 
-from aioscheduler import TimedScheduler, durable
+from aioscheduler import StoreError, TimedScheduler, durable
 from aioscheduler._durable import StoreLink, link_of
-from aioscheduler.stores._interface import AddResult, JobRecord, NewJob
+from aioscheduler.stores._interface import (
+    AddResult,
+    Claim,
+    Finished,
+    JobRecord,
+    NewJob,
+)
 from tests._stores import InlineSQLiteStore
 
 STARTED: list[str] = []
@@ -152,3 +159,45 @@ async def test_an_add_cancelled_after_joining_a_commit_still_wakes_the_feeder(
         await anyio.sleep(5)
         assert RAN == ["soon"]
         await s.cancel_durable("far")
+
+
+class FailingClaimStore(InlineSQLiteStore):
+    """The first claim that records an outcome fails (a full disk, say)."""
+
+    failed = False
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        now: int,
+        limit: int,
+        lease: float,
+        finished: Sequence[Finished] = (),
+    ) -> Claim:
+        if finished and not self.failed:
+            self.failed = True
+            raise StoreError("disk I/O error; nothing was committed")
+        return await super().claim(
+            owner, now=now, limit=limit, lease=lease, finished=finished
+        )
+
+
+async def test_outcomes_of_a_failed_claim_are_recorded_at_close(
+    tmp_path: Path,
+) -> None:
+    # The claim that would record a job's outcome fails: the scheduler
+    # stops, and its close must still record the outcome, or the job that
+    # ended runs again after a restart (an at-most-once one: lost).
+    RAN.clear()
+    path = tmp_path / "jobs.db"
+    store = FailingClaimStore(path)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(StoreError, match="disk I/O"), flatten_subgroups=True
+    ):
+        async with TimedScheduler(store=store) as s:
+            await s.durable_start_after(1, quick, "a", key="k")
+            await anyio.sleep(5)
+    assert store.failed
+    assert RAN == ["a"]
+    assert await _record(path, "k") is None  # done: deleted
