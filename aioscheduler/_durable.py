@@ -378,6 +378,10 @@ class DurableRuntime:
     async def open(self) -> None:
         await self.store.open()
         self.opened = True
+        if not self.link.runtimes:
+            # The first user of the store (again): its commit lock belongs
+            # to this event loop, which may not be the last user's.
+            self.link._lock = None
         self.link.runtimes.append(self)
 
     async def close(self) -> None:

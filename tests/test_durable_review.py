@@ -201,3 +201,32 @@ async def test_outcomes_of_a_failed_claim_are_recorded_at_close(
     assert store.failed
     assert RAN == ["a"]
     assert await _record(path, "k") is None  # done: deleted
+
+
+SIGNALS: dict[str, anyio.Event] = {}
+
+
+@durable("tests.review.signal")
+async def signal(name: str) -> None:
+    RAN.append(name)
+    SIGNALS[name].set()
+
+
+def test_a_store_serves_again_under_another_event_loop(tmp_path: Path) -> None:
+    # One store object, used by a scheduler under Trio and then by one under
+    # asyncio (a module-level store, tests on both backends): the second
+    # must not use the first loop's commit lock.
+    pytest.importorskip("trio")
+    RAN.clear()
+    store = InlineSQLiteStore(tmp_path / "jobs.db")
+
+    async def serve(name: str) -> None:
+        SIGNALS[name] = anyio.Event()
+        with anyio.fail_after(10):
+            async with TimedScheduler(store=store) as s:
+                await s.durable_start_after(0, signal, name, key=name)
+                await SIGNALS[name].wait()
+
+    anyio.run(serve, "on trio", backend="trio")
+    anyio.run(serve, "on asyncio", backend="asyncio")
+    assert RAN == ["on trio", "on asyncio"]
