@@ -27,6 +27,7 @@ import anyio
 from ._exceptions import JobConflict, StoreError
 from ._registry import DurableFunction, decode_arguments, encode_arguments, registered
 from ._registry import resolve as resolve_function
+from ._waiting import Room
 from .stores._fires import from_micros
 from .stores._interface import (
     AddResult,
@@ -217,9 +218,6 @@ class StoreLink:
                 f"the job with the key {job.key!r} is running and cannot be "
                 "replaced; add the new one once it has ended"
             )
-        if result != "exists":
-            for runtime in self.runtimes:
-                runtime.job_added(job.due)
         return result
 
     async def add_many(self, jobs: list[NewJob], on_conflict: list[str]) -> None:
@@ -268,6 +266,13 @@ class StoreLink:
                     batch.results = await self.store.add(batch.jobs)
                 except BaseException as exc:
                     batch.error = exc
+                else:
+                    # Here, not in each add: an add cancelled while it
+                    # waited for this commit has its job committed too.
+                    for job, result in zip(batch.jobs, batch.results, strict=False):
+                        if result != "exists":
+                            for runtime in self.runtimes:
+                                runtime.job_added(job.due)
                 finally:
                     batch.done.set()
 
@@ -282,10 +287,37 @@ def link_of(store: JobStore) -> StoreLink:
     return link
 
 
+class _SlotWatch(Room):
+    """Wakes a feeder held back by ``max_tasks`` when a slot frees.
+
+    Put among its scheduler's rooms while the feeder sleeps for want of a
+    slot: a volatile job that ends pokes no feeder otherwise.
+    """
+
+    __slots__ = ("_runtime",)
+
+    def __init__(self, runtime: DurableRuntime) -> None:
+        super().__init__((runtime.scheduler,), lambda: False)
+        self._runtime = runtime
+
+    def freed(self) -> None:
+        self._runtime._poke()
+
+    def wake_all(self) -> None:
+        self._runtime._poke()
+
+
 class DurableRun:
     """A claimed job, as the callback of its :class:`Task`."""
 
-    __slots__ = ("claimed", "claimed_at", "entry", "runtime", "started")
+    __slots__ = (
+        "cancel_requested",
+        "claimed",
+        "claimed_at",
+        "entry",
+        "runtime",
+        "started",
+    )
 
     def __init__(
         self,
@@ -299,6 +331,10 @@ class DurableRun:
         self.entry = entry
         self.claimed_at = claimed_at  # the store's clock at the claim
         self.started = 0
+        # Set by Task.cancel() / scheduler.cancel(): only a cancellation
+        # asked for deletes the job. Any other (a cancel scope around the
+        # scheduler) interrupts it, as a shutdown does.
+        self.cancel_requested = False
 
     def __call__(self) -> Coroutine[Any, Any, Any]:
         return self._run()
@@ -360,6 +396,7 @@ class DurableRuntime:
         self._sleeping = False
         self._sleeping_until = -math.inf  # store time (µs) of the wake-up
         self._unknown: dict[str, int] = {}  # function name -> retries so far
+        self._slot_watch = _SlotWatch(self)
 
     # -- clocks ---------------------------------------------------------------------
 
@@ -382,6 +419,10 @@ class DurableRuntime:
     async def open(self) -> None:
         await self.store.open()
         self.opened = True
+        if not self.link.runtimes:
+            # The first user of the store (again): its commit lock belongs
+            # to this event loop, which may not be the last user's.
+            self.link._lock = None
         self.link.runtimes.append(self)
 
     async def close(self) -> None:
@@ -443,13 +484,18 @@ class DurableRuntime:
             # Shielded: jobs claimed must be started (or given back), not
             # left leased to us until a restart.
             with anyio.CancelScope(shield=True):
-                claim = await store.claim(
-                    self.owner,
-                    now=now,
-                    limit=max(0, min(free, CLAIM_BATCH)),
-                    lease=LEASE,
-                    finished=finished,
-                )
+                try:
+                    claim = await store.claim(
+                        self.owner,
+                        now=now,
+                        limit=max(0, min(free, CLAIM_BATCH)),
+                        lease=LEASE,
+                        finished=finished,
+                    )
+                except BaseException:
+                    # Nothing was recorded: close() records them.
+                    self.finished[:0] = finished
+                    raise
             self._report(
                 claim.missed, claim.lost, claim.rejected, claim.schedule_missed
             )
@@ -467,6 +513,14 @@ class DurableRuntime:
             if room and next_due is not None and next_due <= claim.now:
                 await anyio.lowlevel.checkpoint()
                 continue
+            # Held back by max_tasks (not by our own limit): a slot that
+            # frees must wake us, whichever job ends.
+            max_tasks = s._max_tasks
+            slots = False
+            if max_tasks is not None and not room and not s._closed:
+                slots = self.claiming and self.limit > len(self.running)
+                if slots and max_tasks > s._loads[s._slot]:
+                    continue  # a slot freed during the claim
             # Sleep until the next job is due (by the store's clock), a
             # lease needs renewing, or someone wakes us.
             wait = math.inf
@@ -480,12 +534,16 @@ class DurableRuntime:
             # anyway, and only while we have room to start it.
             self._sleeping_until = -math.inf if not room else claim.now + wait * 1e6
             self._sleeping = True
+            if slots:
+                s._rooms.append(self._slot_watch)
             try:
                 with anyio.move_on_after(max(wait, 0.0)):
                     await self._wake.wait()
             finally:
                 self._sleeping = False
                 self._sleeping_until = -math.inf
+                if slots:
+                    s._rooms.remove(self._slot_watch)
 
     async def _renew(self, now: int) -> None:
         tokens = list(self.running)
@@ -577,7 +635,7 @@ class DurableRuntime:
         token = run.claimed.token
         if self.running.pop(token, None) is None:
             return
-        if self.closing:
+        if self.closing or not run.cancel_requested:
             self.finished.append(Finished(token, "released"))
         else:
             self.finished.append(Finished(token, "cancelled"))
@@ -591,8 +649,10 @@ class DurableRuntime:
             result = _json_or_none(value) if self.keeps_results else None
             self.finished.append(Finished(token, "done", result=result))
         elif isinstance(exc, anyio.get_cancelled_exc_class()):
-            if self.closing:
-                # Interrupted by our own shutdown: as if the process died.
+            if self.closing or not run.cancel_requested:
+                # Interrupted by our own shutdown, or by a cancellation from
+                # outside the scheduler (which is about to stop it): as if
+                # the process died.
                 if run.claimed.delivery == "at_least_once":
                     self.finished.append(Finished(token, "interrupted"))
                 else:

@@ -459,6 +459,12 @@ class TimedScheduler(DurableMethods, BaseScheduler):
         if self._durable is not None:
             await self._durable.close()
 
+    def _cancel_task(self, task: Task[Any]) -> bool:
+        run = task.callback
+        if type(run) is DurableRun:
+            run.cancel_requested = True
+        return super()._cancel_task(task)
+
     def _job_cancelled(self, task: Task[Any]) -> None:
         durable = self._durable
         if durable is not None:
