@@ -395,6 +395,7 @@ class DurableRuntime:
         self._wake: anyio.Event = anyio.Event()
         self._sleeping = False
         self._sleeping_until = -math.inf  # store time (µs) of the wake-up
+        self._added_due = math.inf  # the earliest job added while awake
         self._unknown: dict[str, int] = {}  # function name -> retries so far
         self._slot_watch = _SlotWatch(self)
 
@@ -450,7 +451,12 @@ class DurableRuntime:
     # -- wake-ups ---------------------------------------------------------------------
 
     def job_added(self, due: int) -> None:
-        if due < self._sleeping_until and self.claiming:
+        if not self._sleeping:
+            # Added while we claim: that claim may not have seen it (with a
+            # store that runs transactions side by side). Looked at before
+            # we sleep.
+            self._added_due = min(self._added_due, due)
+        elif due < self._sleeping_until and self.claiming:
             self._wake.set()
 
     def _poke(self) -> None:
@@ -481,6 +487,7 @@ class DurableRuntime:
             elif renew_at == math.inf:
                 renew_at = now + LEASE / 3 * 1e6
             finished, self.finished = self.finished, []
+            self._added_due = math.inf
             # Shielded: jobs claimed must be started (or given back), not
             # left leased to us until a restart.
             with anyio.CancelScope(shield=True):
@@ -529,10 +536,13 @@ class DurableRuntime:
                 wait = min((next_due - claim.now) / 1e6, s._wall_poll)
             if renew_at != math.inf:
                 wait = min(wait, (renew_at - now) / 1e6)
+            wake_at = claim.now + wait * 1e6
+            if room and self._added_due < wake_at:
+                continue  # added during the claim, due before we would wake
             self._wake = anyio.Event()
             # An add wakes us only if its job is due before we would wake
             # anyway, and only while we have room to start it.
-            self._sleeping_until = -math.inf if not room else claim.now + wait * 1e6
+            self._sleeping_until = -math.inf if not room else wake_at
             self._sleeping = True
             if slots:
                 s._rooms.append(self._slot_watch)

@@ -6,9 +6,16 @@ import json
 import os
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, Literal, TypeVarTuple, Unpack
 
-from ._durable import StoreLink, check_on_conflict, link_of, make_job, new_key
+from ._durable import (
+    OnConflict,
+    StoreLink,
+    check_on_conflict,
+    link_of,
+    make_job,
+    new_key,
+)
 from ._exceptions import ScheduleConflict
 from ._registry import encode_arguments, registered
 from ._schedules import Coalesce, check_schedule_options
@@ -23,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["DurableBatch", "DurableMethods", "open_store_option"]
 
 PosArgsT = TypeVarTuple("PosArgsT")
+
+#: What a durable schedule does when its previous run still runs.
+DurableOverlap = Literal["skip", "allow"]
 
 
 def open_store_option(store: object) -> JobStore | None:
@@ -77,7 +87,7 @@ class DurableMethods:
         /,
         *args: *PosArgsT,
         key: str | None = None,
-        on_conflict: str = "error",
+        on_conflict: OnConflict = "error",
         misfire_grace: float | timedelta | None = None,
         kwargs: Mapping[str, Any] | None = None,
     ) -> str:
@@ -136,7 +146,7 @@ class DurableMethods:
         /,
         *args: *PosArgsT,
         key: str | None = None,
-        on_conflict: str = "error",
+        on_conflict: OnConflict = "error",
         misfire_grace: float | timedelta | None = None,
         kwargs: Mapping[str, Any] | None = None,
     ) -> str:
@@ -200,10 +210,10 @@ class DurableMethods:
         misfire_grace: float | timedelta | None = None,
         coalesce: Coalesce = "latest",
         max_catchup: int = 100,
-        overlap: str = "skip",
+        overlap: DurableOverlap = "skip",
         jitter: float | timedelta | None = None,
         max_runs: int | None = None,
-        on_conflict: str = "error",
+        on_conflict: OnConflict = "error",
         kwargs: Mapping[str, Any] | None = None,
     ) -> str:
         """Commit a durable recurring schedule; return its id.
@@ -263,7 +273,7 @@ class DurableMethods:
             misfire_grace=grace,
             coalesce=coalesce,
             max_catchup=max_catchup,
-            overlap=overlap,  # type: ignore[arg-type]
+            overlap=overlap,
             jitter=jitter_s,
             max_runs=max_runs,
             next_fire=None if first is None else to_micros(first),
@@ -376,7 +386,7 @@ class DurableBatch:
         /,
         *args: *PosArgsT,
         key: str | None = None,
-        on_conflict: str = "error",
+        on_conflict: OnConflict = "error",
         misfire_grace: float | timedelta | None = None,
         kwargs: Mapping[str, Any] | None = None,
     ) -> str:
@@ -402,7 +412,7 @@ class DurableBatch:
         /,
         *args: *PosArgsT,
         key: str | None = None,
-        on_conflict: str = "error",
+        on_conflict: OnConflict = "error",
         misfire_grace: float | timedelta | None = None,
         kwargs: Mapping[str, Any] | None = None,
     ) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -230,3 +231,91 @@ def test_a_store_serves_again_under_another_event_loop(tmp_path: Path) -> None:
     anyio.run(serve, "on trio", backend="trio")
     anyio.run(serve, "on asyncio", backend="asyncio")
     assert RAN == ["on trio", "on asyncio"]
+
+
+QUICK: list[str] = []
+
+
+@durable("tests.review.noted")
+async def noted(name: str) -> None:
+    QUICK.append(name)
+
+
+async def test_an_unreadable_schedule_is_set_aside_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A schedule row whose trigger this version cannot read (a newer
+    # version's, or a zone this machine lacks) used to fail every claim, so
+    # no scheduler on the store could run anything.
+    from aioscheduler import Every
+
+    path = tmp_path / "jobs.db"
+    QUICK.clear()
+    store = InlineSQLiteStore(path)
+    async with TimedScheduler(store=store) as s:
+        await s.add_durable_schedule(Every(10), noted, "tick", id="bad")
+        assert store._con is not None
+        store._con.execute(
+            "UPDATE aioscheduler_schedules SET trigger = ? WHERE id = 'bad'",
+            ('{"type": "cron", "expr": "* * * * *", "tz": "Mars/Olympus"}',),
+        )
+        await s.durable_start_after(30, noted, "job")
+        await anyio.sleep(60)
+    assert QUICK == ["job"]
+    record = await _schedule(path, "bad")
+    assert record is not None
+    assert record.next_fire is None
+    assert record.error is not None
+    assert "Mars/Olympus" in record.error
+    assert any("set aside" in r.getMessage() for r in caplog.records)
+
+
+async def _schedule(path: Path, id: str) -> Any:
+    store = InlineSQLiteStore(path)
+    await store.open()
+    try:
+        return await store.get_schedule(id)
+    finally:
+        await store.close()
+
+
+class _AddsDuringClaim(InlineSQLiteStore):
+    """Runs an add (through the scheduler) in the middle of a claim, as a
+    store with side-by-side transactions would let it happen."""
+
+    hook: Any = None
+
+    async def claim(self, owner: str, **kw: Any) -> Claim:
+        claim = await super().claim(owner, **kw)
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            await hook()
+        return claim
+
+
+async def test_an_add_during_a_claim_is_not_slept_through(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    QUICK.clear()
+    store = _AddsDuringClaim(path)
+    async with TimedScheduler(store=store) as s:
+        await s.durable_start_after(1000, noted, "far")
+        await anyio.sleep(1)  # the feeder sleeps toward "far"
+        started = s.now()
+
+        async def add_near() -> None:
+            # Committed after the claim looked: only the add's wake-up can
+            # tell the feeder.
+            link = link_of(store)
+            link.runtimes[0]._sleeping = False
+            await s.durable_start_after(5, noted, "near")
+
+        store.hook = add_near
+        # Due now, and it keeps running (no ending wakes the feeder): wakes
+        # the feeder to claim. Otherwise only lease renewal (10 s) or
+        # wall_poll (30 s) would wake it.
+        STARTED.clear()
+        await s.durable_start_after(0, slow, "wake")
+        await anyio.sleep(7)
+        assert STARTED == ["wake"]
+        assert QUICK == ["near"], (QUICK, s.now() - started)
+        await s.aclose()

@@ -172,6 +172,7 @@ class ScheduleRecord:
     runs: int
     missed: int
     skipped: int
+    error: str | None = None  # why it was set aside (its trigger is unreadable)
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -42,6 +43,8 @@ from ._interface import (
 )
 
 __all__ = ["SQLiteStore"]
+
+logger = logging.getLogger("aioscheduler")
 
 T = TypeVar("T")
 
@@ -96,7 +99,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         runs INTEGER NOT NULL DEFAULT 0,
         missed INTEGER NOT NULL DEFAULT 0,
         skipped INTEGER NOT NULL DEFAULT 0,
-        created INTEGER NOT NULL
+        created INTEGER NOT NULL,
+        error TEXT
     );
     CREATE INDEX aioscheduler_schedules_next ON aioscheduler_schedules (next_fire)
         WHERE next_fire IS NOT NULL;
@@ -110,7 +114,7 @@ _JOB_COLUMNS: Final = (
 _SCHEDULE_COLUMNS: Final = (
     "id, trigger, function, arguments, delivery, misfire_grace, coalesce, "
     "max_catchup, overlap, jitter, max_runs, next_fire, high_water, runs, missed, "
-    "skipped"
+    "skipped, error"
 )
 _LIVE: Final = ("pending", "running")
 # Kept rows are purged at most this often (seconds of store time).
@@ -520,7 +524,7 @@ class SQLiteStore:
                 con.execute(
                     "UPDATE aioscheduler_schedules SET function = ?, arguments = ?, "
                     "delivery = ?, misfire_grace = ?, coalesce = ?, max_catchup = ?, "
-                    "overlap = ?, jitter = ?, max_runs = ? WHERE id = ?",
+                    "overlap = ?, jitter = ?, max_runs = ?, error = NULL WHERE id = ?",
                     (*values, s.id),
                 )
                 return "replaced"
@@ -700,7 +704,26 @@ class SQLiteStore:
         for row in rows:
             s = _schedule_record(row)
             assert s.next_fire is not None
-            trigger = trigger_from_dict(json.loads(s.trigger))
+            try:
+                trigger = trigger_from_dict(json.loads(s.trigger))
+            except (ValueError, TypeError, KeyError) as exc:
+                # Written by a newer version, or a time zone this machine
+                # lacks: set it aside (kept, visible, not fired) rather than
+                # fail every claim of every worker.
+                error = f"cannot read its trigger: {exc}"
+                logger.warning(
+                    "durable schedule %r is set aside: %s; it keeps its row "
+                    "(python -m aioscheduler jobs schedules) and does not fire "
+                    "until added again",
+                    s.id,
+                    error,
+                )
+                con.execute(
+                    "UPDATE aioscheduler_schedules SET next_fire = NULL, error = ? "
+                    "WHERE id = ?",
+                    (error, s.id),
+                )
+                continue
             runs_left = None if s.max_runs is None else s.max_runs - s.runs
             plan = plan_fires(
                 s.id,
