@@ -271,7 +271,8 @@ async def test_no_job_runs_before_its_time(db: Path) -> None:
     for _tag, attempt, scheduled, started, now in LOG:
         assert attempt == 1
         assert on_time(scheduled, started)
-        assert abs(now - scheduled) <= US
+        # scheduler.now() is float seconds: the same instant, within a few µs.
+        assert abs(now - scheduled) < 5 * US
     by_tag = {entry[0]: entry[2] for entry in LOG}
     for i, delay in enumerate(delays):
         expected = start + timedelta(seconds=delay)
@@ -1012,7 +1013,7 @@ async def test_a_second_store_on_the_same_file_is_locked_out(db: Path) -> None:
     wall = VirtualWall()
     async with scheduler(db, wall) as s:
         await s.durable_start_after(10, record, 1, key="first")
-        with pytest.raises(StoreLocked, match=f"pid {os.getpid()}"):
+        with pytest.raises(StoreLocked, match="open in this process"):
             async with TimedScheduler(store=InlineSQLiteStore(db)):
                 pass
         assert issubclass(StoreLocked, StoreError)
