@@ -1096,3 +1096,29 @@ async def test_a_manager_shares_one_store_and_runs_every_job_once(db: Path) -> N
         assert on_time(scheduled, started)
     assert states(db) == {}
     assert store._users == 0  # closed by the last of the three
+
+
+class ExtendCountingStore(InlineSQLiteStore):
+    """Counts lease renewals (each is one transaction)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.extends = 0
+
+    async def extend(self, tokens: Any, *, now: int, lease: float) -> Any:
+        self.extends += 1
+        return await super().extend(tokens, now=now, lease=lease)
+
+
+async def test_a_long_job_renews_its_lease_every_third_of_it(db: Path) -> None:
+    wall = VirtualWall()
+    store = ExtendCountingStore(db)
+    async with TimedScheduler(store=store, wall_clock=wall) as s:
+        await s.durable_start_after(1, busy, "long", 100, key="long")
+        await anyio.sleep(50)
+        lease_until = sql(db, "SELECT lease_until FROM aioscheduler_jobs")[0][0]
+        assert lease_until > micros(s.now())  # still held
+    assert tags() == ["long"]
+    # 100 s of running, a renewal every 10 s (a third of the 30 s lease):
+    # about ten, not one per loop iteration.
+    assert 8 <= store.extends <= 11
