@@ -218,7 +218,7 @@ async def test_bad_functions_and_arguments_are_refused(db: Path) -> None:
         with pytest.raises(TypeError, match="argument 0"):
             await s.add_durable_schedule(Every(60), tick, {1, 2})
         with pytest.raises(ValueError, match="on_conflict"):
-            await s.add_durable_schedule(Every(60), tick, on_conflict="merge")
+            await s.add_durable_schedule(Every(60), tick, on_conflict="merge")  # type: ignore[arg-type]
         assert await store_of(s).list_schedules() == []
 
 
