@@ -267,6 +267,7 @@ class DurableMethods:
         schedule = NewSchedule(
             id=new_key() if id is None else id,
             trigger=text,
+            given=json.dumps(trigger.to_dict()),
             function=entry.name,
             arguments=arguments,
             delivery=entry.delivery,

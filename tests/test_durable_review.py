@@ -319,3 +319,32 @@ async def test_an_add_during_a_claim_is_not_slept_through(tmp_path: Path) -> Non
         assert STARTED == ["wake"]
         assert QUICK == ["near"], (QUICK, s.now() - started)
         await s.aclose()
+
+
+async def test_replacing_with_an_equal_every_keeps_the_progress(tmp_path: Path) -> None:
+    # Every() anchors at the time it is added, so the stored (anchored)
+    # trigger differs from one add to the next: equality must be judged on
+    # the trigger as given, or replace would restart the schedule.
+    from aioscheduler import Every
+
+    path = tmp_path / "jobs.db"
+    QUICK.clear()
+    store = InlineSQLiteStore(path)
+    async with TimedScheduler(store=store) as s:
+        await s.add_durable_schedule(Every(10), noted, "a", id="tick")
+        await anyio.sleep(25)  # fires at 10 and 20
+        before = await store.get_schedule("tick")
+        assert before is not None
+        await s.add_durable_schedule(
+            Every(10), noted, "b", id="tick", on_conflict="replace"
+        )
+        after = await store.get_schedule("tick")
+        assert after is not None
+        assert (after.next_fire, after.high_water, after.runs) == (
+            before.next_fire,
+            before.high_water,
+            before.runs,
+        )
+        await anyio.sleep(10)  # the fire at 30, with the new argument
+        await s.aclose()
+    assert QUICK == ["a", "a", "b"]

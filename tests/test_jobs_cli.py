@@ -113,6 +113,7 @@ async def _populate(path: Path) -> None:
             NewSchedule(
                 id="hourly",
                 trigger=json.dumps(trigger.to_dict()),
+                given=json.dumps(trigger.to_dict()),
                 function=FUNCTION,
                 arguments="[[5]]",
                 delivery="at_least_once",

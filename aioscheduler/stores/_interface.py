@@ -139,6 +139,9 @@ class NewSchedule:
 
     id: str
     trigger: str  # JSON of the anchored trigger's to_dict()
+    # JSON of the trigger as given: replacing with an equal one keeps the
+    # schedule's progress (Every() anchors at the time it is added).
+    given: str
     function: str
     arguments: str
     delivery: Literal["at_least_once", "at_most_once"]

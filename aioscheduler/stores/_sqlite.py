@@ -85,6 +85,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE TABLE aioscheduler_schedules (
         id TEXT PRIMARY KEY,
         trigger TEXT NOT NULL,
+        given TEXT NOT NULL,
         function TEXT NOT NULL,
         arguments TEXT NOT NULL,
         delivery TEXT NOT NULL,
@@ -503,7 +504,7 @@ class SQLiteStore:
 
     def _add_schedule(self, con: sqlite3.Connection, s: NewSchedule) -> AddResult:
         exists = con.execute(
-            "SELECT trigger FROM aioscheduler_schedules WHERE id = ?", (s.id,)
+            "SELECT given FROM aioscheduler_schedules WHERE id = ?", (s.id,)
         ).fetchone()
         if exists is not None and not s.replace:
             return "exists"
@@ -519,7 +520,7 @@ class SQLiteStore:
             s.max_runs,
         )
         if exists is not None:
-            if exists[0] == s.trigger:
+            if exists[0] == s.given:
                 # An equal trigger keeps its progress: no fire time twice.
                 con.execute(
                     "UPDATE aioscheduler_schedules SET function = ?, arguments = ?, "
@@ -535,11 +536,11 @@ class SQLiteStore:
                 (s.id,),
             )
         con.execute(
-            "INSERT INTO aioscheduler_schedules (id, trigger, function, arguments, "
-            "delivery, misfire_grace, coalesce, max_catchup, overlap, jitter, "
-            "max_runs, next_fire, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?)",
-            (s.id, s.trigger, *values, s.next_fire, _now_us()),
+            "INSERT INTO aioscheduler_schedules (id, trigger, given, function, "
+            "arguments, delivery, misfire_grace, coalesce, max_catchup, overlap, "
+            "jitter, max_runs, next_fire, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, ?, ?, ?)",
+            (s.id, s.trigger, s.given, *values, s.next_fire, _now_us()),
         )
         return "replaced" if exists is not None else "added"
 
