@@ -6,6 +6,7 @@ modules.
 
 from ._durable import JobContext as JobContext
 from ._durable import current_job as current_job
+from ._durable_api import DurableBatch as DurableBatch
 from ._exceptions import JobConflict as JobConflict
 from ._exceptions import ScheduleConflict as ScheduleConflict
 from ._exceptions import SchedulerClosed as SchedulerClosed
@@ -36,6 +37,7 @@ __all__ = [
     "At",
     "Calendar",
     "Cron",
+    "DurableBatch",
     "Every",
     "JobConflict",
     "JobContext",

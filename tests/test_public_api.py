@@ -32,6 +32,7 @@ SPEC_NAMES = {
     "durable",  # issue 11: durable jobs
     "current_job",
     "JobContext",
+    "DurableBatch",
     "JobConflict",
     "JobStore",
     "SQLiteStore",
