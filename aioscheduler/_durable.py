@@ -319,6 +319,7 @@ class DurableRuntime:
         self._sleeping = False
         self._sleeping_until = -math.inf  # store time (µs) of the wake-up
         self._unknown: dict[str, int] = {}  # function name -> retries so far
+        self._hinted = False  # another process added a job due soon
 
     # -- clocks ---------------------------------------------------------------------
 
@@ -370,9 +371,35 @@ class DurableRuntime:
     # -- the feeder ---------------------------------------------------------------
 
     async def feed(self) -> None:
-        """Claim due jobs and start them, until the scheduler closes."""
+        """Claim due jobs and start them, until the scheduler closes.
+
+        A store shared with other processes (one with ``wait_for_jobs``,
+        such as PostgresStore) is also listened to: another process's add
+        of a job due soon wakes the feeder, and ``poll_interval`` caps its
+        sleeps (notifications are hints; the poll covers lost ones).
+        """
+        wait_for_jobs = getattr(self.store, "wait_for_jobs", None)
+        if wait_for_jobs is None:
+            await self._feed()
+            return
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._listen, wait_for_jobs)
+            await self._feed()
+
+    async def _listen(self, wait_for_jobs: Callable[[float], Any]) -> None:
+        poll = float(getattr(self.store, "poll_interval", 5.0))
+        while True:
+            if await wait_for_jobs(poll):
+                # Claim again: now if asleep with room, else after the
+                # claim under way (which may have begun before the add).
+                self._hinted = True
+                if self._sleeping_until > -math.inf:
+                    self._wake.set()
+
+    async def _feed(self) -> None:
         s = self.scheduler
         store = self.store
+        poll = getattr(store, "poll_interval", None)
         renew_at = math.inf
         while True:
             free = self.limit - len(self.running)
@@ -391,6 +418,7 @@ class DurableRuntime:
             elif renew_at == math.inf:
                 renew_at = now + LEASE / 3 * 1e6
             finished, self.finished = self.finished, []
+            self._hinted = False
             # Shielded: jobs claimed must be started (or given back), not
             # left leased to us until a restart.
             with anyio.CancelScope(shield=True):
@@ -415,7 +443,9 @@ class DurableRuntime:
                 continue
             room = free - len(claim.jobs) > 0
             next_due = claim.next_due
-            if room and next_due is not None and next_due <= claim.now:
+            if room and (
+                self._hinted or (next_due is not None and next_due <= claim.now)
+            ):
                 await anyio.lowlevel.checkpoint()
                 continue
             # Sleep until the next job is due (by the store's clock), a
@@ -426,6 +456,8 @@ class DurableRuntime:
                 wait = min((next_due - claim.now) / 1e6, s._wall_poll)
             if renew_at != math.inf:
                 wait = min(wait, (renew_at - now) / 1e6)
+            if poll is not None and room:
+                wait = min(wait, poll)  # other processes add jobs too
             self._wake = anyio.Event()
             # An add wakes us only if its job is due before we would wake
             # anyway, and only while we have room to start it.
