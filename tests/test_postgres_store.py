@@ -15,6 +15,7 @@ the database once the schema exists.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -486,3 +487,13 @@ def _no_leftover_runs() -> Iterator[None]:
     ran.clear()
     ticks.clear()
     _enough.clear()
+
+
+def test_without_psycopg_the_error_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg fails
+    with pytest.raises(ImportError, match=r"pip install 'aioscheduler\[postgres\]'"):
+        PostgresStore("postgresql://u@127.0.0.1/db")
+    with pytest.raises(ImportError, match=r"aioscheduler\[postgres\]"):
+        TimedScheduler(store="postgres://u@127.0.0.1/db")
