@@ -30,6 +30,7 @@ from ._triggers import Cron as Cron
 from ._triggers import Every as Every
 from ._version import __version__ as __version__
 from .stores._interface import JobStore as JobStore
+from .stores._postgres import PostgresStore as PostgresStore
 from .stores._sqlite import SQLiteStore as SQLiteStore
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "JobStore",
     "LifoQueuedScheduler",
     "Manager",
+    "PostgresStore",
     "Schedule",
     "ScheduleConflict",
     "QueuedScheduler",

@@ -398,6 +398,7 @@ class DurableRuntime:
         self._added_due = math.inf  # the earliest job added while awake
         self._unknown: dict[str, int] = {}  # function name -> retries so far
         self._slot_watch = _SlotWatch(self)
+        self._hinted = False  # another process added a job due soon
 
     # -- clocks ---------------------------------------------------------------------
 
@@ -466,9 +467,35 @@ class DurableRuntime:
     # -- the feeder ---------------------------------------------------------------
 
     async def feed(self) -> None:
-        """Claim due jobs and start them, until the scheduler closes."""
+        """Claim due jobs and start them, until the scheduler closes.
+
+        A store shared with other processes (one with ``wait_for_jobs``,
+        such as PostgresStore) is also listened to: another process's add
+        of a job due soon wakes the feeder, and ``poll_interval`` caps its
+        sleeps (notifications are hints; the poll covers lost ones).
+        """
+        wait_for_jobs = getattr(self.store, "wait_for_jobs", None)
+        if wait_for_jobs is None:
+            await self._feed()
+            return
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._listen, wait_for_jobs)
+            await self._feed()
+
+    async def _listen(self, wait_for_jobs: Callable[[float], Any]) -> None:
+        poll = float(getattr(self.store, "poll_interval", 5.0))
+        while True:
+            if await wait_for_jobs(poll):
+                # Claim again: now if asleep with room, else after the
+                # claim under way (which may have begun before the add).
+                self._hinted = True
+                if self._sleeping_until > -math.inf:
+                    self._wake.set()
+
+    async def _feed(self) -> None:
         s = self.scheduler
         store = self.store
+        poll = getattr(store, "poll_interval", None)
         renew_at = math.inf
         while True:
             free = self.limit - len(self.running)
@@ -488,6 +515,7 @@ class DurableRuntime:
                 renew_at = now + LEASE / 3 * 1e6
             finished, self.finished = self.finished, []
             self._added_due = math.inf
+            self._hinted = False
             # Shielded: jobs claimed must be started (or given back), not
             # left leased to us until a restart.
             with anyio.CancelScope(shield=True):
@@ -517,7 +545,9 @@ class DurableRuntime:
                 continue
             room = free - len(claim.jobs) > 0
             next_due = claim.next_due
-            if room and next_due is not None and next_due <= claim.now:
+            if room and (
+                self._hinted or (next_due is not None and next_due <= claim.now)
+            ):
                 await anyio.lowlevel.checkpoint()
                 continue
             # Held back by max_tasks (not by our own limit): a slot that
@@ -536,6 +566,8 @@ class DurableRuntime:
                 wait = min((next_due - claim.now) / 1e6, s._wall_poll)
             if renew_at != math.inf:
                 wait = min(wait, (renew_at - now) / 1e6)
+            if poll is not None and room:
+                wait = min(wait, poll)  # other processes add jobs too
             wake_at = claim.now + wait * 1e6
             if room and self._added_due < wake_at:
                 continue  # added during the claim, due before we would wake

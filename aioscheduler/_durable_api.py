@@ -36,9 +36,14 @@ DurableOverlap = Literal["skip", "allow"]
 
 
 def open_store_option(store: object) -> JobStore | None:
-    """The ``store=`` option: a store, a path (a SQLite store there), or None."""
+    """The ``store=`` option: a store, a ``postgresql://`` URL (a
+    PostgresStore), a path (a SQLite store there), or None."""
     if store is None:
         return None
+    if isinstance(store, str) and store.startswith(("postgresql://", "postgres://")):
+        from .stores._postgres import PostgresStore
+
+        return PostgresStore(store)
     if isinstance(store, str | os.PathLike):
         from .stores._sqlite import SQLiteStore
 
@@ -46,7 +51,8 @@ def open_store_option(store: object) -> JobStore | None:
     if isinstance(store, JobStore):
         return store
     raise TypeError(
-        f"store must be a path, a JobStore (such as SQLiteStore) or None, not {store!r}"
+        "store must be a path, a postgresql:// URL, a JobStore (such as "
+        f"SQLiteStore) or None, not {store!r}"
     )
 
 

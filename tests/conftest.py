@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from tests._engines import use_engine
+from tests._postgres import HOW_TO_GET, Cluster, find_bin_dir, start_cluster
 
 HAVE_TRIO = importlib.util.find_spec("trio") is not None
 HAVE_LOOPTIME = importlib.util.find_spec("looptime") is not None
@@ -111,3 +113,67 @@ def anyio_backend(
 def backend_name(anyio_backend: tuple[str, dict[str, Any]]) -> str:
     """The event loop under test: ``"asyncio"`` or ``"trio"``."""
     return anyio_backend[0]
+
+
+# -- PostgreSQL: a throwaway cluster for the session -----------------------------
+
+#: Under CI=true the PostgreSQL tests must run: a skip fails the session.
+_CI = os.environ.get("CI", "").lower() == "true"
+_POSTGRES_FIXTURES = frozenset({"postgres_cluster", "postgres_dsn"})
+_postgres_skipped: list[str] = []
+
+
+def _no_postgres(reason: str) -> None:
+    if _CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL server for this test session (see tests/_postgres.py)."""
+    if importlib.util.find_spec("psycopg") is None:
+        _no_postgres(
+            "psycopg is not installed: pip install 'aioscheduler[postgres]' "
+            "(or the test dependency group)"
+        )
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        _no_postgres(HOW_TO_GET)
+    assert bin_dir is not None
+    cluster = start_cluster(bin_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(postgres_cluster: Cluster) -> str:
+    """The URL of the test database, as its (non-superuser) owner role."""
+    return postgres_cluster.dsn()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "postgres" in report.keywords:
+        _postgres_skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _CI and _postgres_skipped and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _CI and _postgres_skipped:
+        terminalreporter.write_line(
+            f"FAILED: CI=true and {len(_postgres_skipped)} PostgreSQL test(s) "
+            "were skipped; they must run in CI",
+            red=True,
+        )

@@ -36,6 +36,7 @@ SPEC_NAMES = {
     "JobConflict",
     "JobStore",
     "SQLiteStore",
+    "PostgresStore",  # issue 12: the shared PostgreSQL store
     "StoreError",
     "StoreLocked",
     "__version__",
