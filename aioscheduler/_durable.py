@@ -388,6 +388,9 @@ class DurableRuntime:
         self.claiming = True
         # Whether the store keeps results: if not, none is encoded.
         self.keeps_results: bool = getattr(store, "keeps_results", True)
+        # A store that others share sets its lease; one process's own store
+        # never expires it (SQLite), so the default only paces renewal.
+        self.lease: float = getattr(store, "lease", LEASE)
         self.opened = False
         # Claimed and running: token -> its Task.
         self.running: dict[ClaimToken, Task[Any]] = {}
@@ -508,11 +511,11 @@ class DurableRuntime:
             now = self.wall_now()
             if self.running and now >= renew_at:
                 await self._renew(now)
-                renew_at = now + LEASE / 3 * 1e6
+                renew_at = now + self.lease / 3 * 1e6
             if not self.running:
                 renew_at = math.inf
             elif renew_at == math.inf:
-                renew_at = now + LEASE / 3 * 1e6
+                renew_at = now + self.lease / 3 * 1e6
             finished, self.finished = self.finished, []
             self._added_due = math.inf
             self._hinted = False
@@ -524,7 +527,7 @@ class DurableRuntime:
                         self.owner,
                         now=now,
                         limit=max(0, min(free, CLAIM_BATCH)),
-                        lease=LEASE,
+                        lease=self.lease,
                         finished=finished,
                     )
                 except BaseException:
@@ -540,7 +543,7 @@ class DurableRuntime:
             # A job given back (unknown function) is due again later than
             # claim.next_due says: claim again to learn when.
             if self.running and renew_at == math.inf:
-                renew_at = now + LEASE / 3 * 1e6
+                renew_at = now + self.lease / 3 * 1e6
             if self.finished or released:
                 continue
             room = free - len(claim.jobs) > 0
@@ -590,7 +593,7 @@ class DurableRuntime:
     async def _renew(self, now: int) -> None:
         tokens = list(self.running)
         with anyio.CancelScope(shield=True):
-            held = await self.store.extend(tokens, now=now, lease=LEASE)
+            held = await self.store.extend(tokens, now=now, lease=self.lease)
         for token in tokens:
             if token not in held:
                 task = self.running.pop(token, None)

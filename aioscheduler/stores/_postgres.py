@@ -202,6 +202,10 @@ class PostgresStore:
         jobs due within this interval)
     :param statement_timeout: bounds every statement (seconds)
     :param connect_timeout: bounds connecting (seconds)
+    :param lease: how long a claimed job is held without renewal (seconds,
+        default 30); a worker renews its leases every third of it, and the
+        jobs of a worker that stopped renewing (died, stopped, cut off) are
+        claimable again, or recorded lost, once it expires
 
     .. versionadded:: 2.0
     """
@@ -216,6 +220,7 @@ class PostgresStore:
         poll_interval: float | timedelta = 5.0,
         statement_timeout: float | timedelta = 30.0,
         connect_timeout: float | timedelta = 10.0,
+        lease: float | timedelta = 30.0,
     ) -> None:
         if not isinstance(conninfo, str):
             raise TypeError(f"conninfo must be a str, not {type(conninfo).__name__}")
@@ -253,6 +258,12 @@ class PostgresStore:
         if poll <= 0:
             raise ValueError(f"poll_interval must be > 0, got {poll_interval!r}")
         self._poll = poll
+        held = _seconds(lease, "lease", allow_none=False)
+        assert held is not None
+        if held < 1:
+            raise ValueError(f"lease must be at least 1 second, got {lease!r}")
+        self.lease = held
+        """How long a claim holds a job (seconds); renewed every third of it."""
         timeout = _seconds(statement_timeout, "statement_timeout", allow_none=False)
         assert timeout is not None
         self._statement_timeout_ms = max(1, round(timeout * 1000))
