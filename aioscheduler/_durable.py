@@ -402,21 +402,23 @@ class DurableRuntime:
         self._unknown: dict[str, int] = {}  # function name -> retries so far
         self._slot_watch = _SlotWatch(self)
         self._hinted = False  # another process added a job due soon
+        # Running jobs' leases: held until this loop time (see _watch_leases).
+        self._held_until: dict[ClaimToken, float] = {}
+        self._some_running = anyio.Event()
 
     # -- clocks ---------------------------------------------------------------------
 
     def wall_now(self) -> int:
         """The scheduler's wall time in microseconds (virtual under a mock clock).
 
-        On a loop whose clock is the monotonic clock this is one read of the
-        wall clock itself: a claim never sees a time ahead of it, so no job
+        On a loop whose clock is the monotonic clock this is the wall clock
+        itself, read once: a claim never sees a time ahead of it, so no job
         starts early by it. Under a virtual loop clock, the loop clock plus
         the scheduler's wall offset (what ``now()`` gives).
         """
         s = self.scheduler
-        fast = s._fast_offset
-        if fast is not None:
-            return math.floor((s._wall_clock() + fast) * 1_000_000)
+        if s._fast_offset is not None:
+            return math.floor(s._wall_clock() * 1_000_000)
         return math.floor((s._clock() + s._read_wall_offset()) * 1_000_000)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -478,11 +480,12 @@ class DurableRuntime:
         sleeps (notifications are hints; the poll covers lost ones).
         """
         wait_for_jobs = getattr(self.store, "wait_for_jobs", None)
-        if wait_for_jobs is None:
-            await self._feed()
-            return
         async with anyio.create_task_group() as group:
-            group.start_soon(self._listen, wait_for_jobs)
+            group.start_soon(self._renew_leases)
+            if getattr(self.store, "expires_leases", False):
+                group.start_soon(self._watch_leases)
+            if wait_for_jobs is not None:
+                group.start_soon(self._listen, wait_for_jobs)
             await self._feed()
 
     async def _listen(self, wait_for_jobs: Callable[[float], Any]) -> None:
@@ -499,7 +502,6 @@ class DurableRuntime:
         s = self.scheduler
         store = self.store
         poll = getattr(store, "poll_interval", None)
-        renew_at = math.inf
         while True:
             free = self.limit - len(self.running)
             if s._closed or not self.claiming:
@@ -509,13 +511,7 @@ class DurableRuntime:
             elif s._max_tasks is not None:
                 free = min(free, s._max_tasks - s._loads[s._slot])
             now = self.wall_now()
-            if self.running and now >= renew_at:
-                await self._renew(now)
-                renew_at = now + self.lease / 3 * 1e6
-            if not self.running:
-                renew_at = math.inf
-            elif renew_at == math.inf:
-                renew_at = now + self.lease / 3 * 1e6
+            claimed_at = s._clock()
             finished, self.finished = self.finished, []
             self._added_due = math.inf
             self._hinted = False
@@ -539,11 +535,9 @@ class DurableRuntime:
             )
             released = False
             for job in claim.jobs:
-                released |= not await self._start(job, claim.now)
+                released |= not await self._start(job, claim.now, claimed_at)
             # A job given back (unknown function) is due again later than
             # claim.next_due says: claim again to learn when.
-            if self.running and renew_at == math.inf:
-                renew_at = now + self.lease / 3 * 1e6
             if self.finished or released:
                 continue
             room = free - len(claim.jobs) > 0
@@ -567,8 +561,6 @@ class DurableRuntime:
             if next_due is not None and room:
                 # Capped: notice a step of the wall clock within wall_poll.
                 wait = min((next_due - claim.now) / 1e6, s._wall_poll)
-            if renew_at != math.inf:
-                wait = min(wait, (renew_at - now) / 1e6)
             if poll is not None and room:
                 wait = min(wait, poll)  # other processes add jobs too
             wake_at = claim.now + wait * 1e6
@@ -590,12 +582,63 @@ class DurableRuntime:
                 if slots:
                     s._rooms.remove(self._slot_watch)
 
-    async def _renew(self, now: int) -> None:
+    async def _renew_leases(self) -> None:
+        """Extend the leases of the running jobs every third of a lease.
+
+        A task of its own, so that renewal does not wait for the feeder's
+        sleep. Each lease is held until (the loop time the extend was asked
+        for) + lease; see :meth:`_watch_leases`.
+        """
+        while True:
+            if not self.running:
+                self._some_running = anyio.Event()
+                await self._some_running.wait()
+            await anyio.sleep(self.lease / 3)
+            if self.running:
+                await self._renew()
+
+    async def _watch_leases(self) -> None:
+        """Cancel our own runs whose lease is about to lapse unrenewed.
+
+        For stores whose leases expire while their worker lives (shared
+        stores): past its lease another worker may claim the job, so a
+        worker that could not renew in time (its store calls stuck, the
+        database cut off) stops running it rather than run it beside the
+        other. A sixth of the lease is kept as a margin.
+        """
+        s = self.scheduler
+        margin = self.lease / 6
+        while True:
+            now = s._clock()
+            soonest = math.inf
+            for token, until in list(self._held_until.items()):
+                if until - margin > now:
+                    soonest = min(soonest, until - margin)
+                    continue
+                del self._held_until[token]
+                task = self.running.pop(token, None)
+                if task is not None:
+                    logger.warning(
+                        "%r: its lease could not be renewed in time (another "
+                        "worker may claim it once it lapses): cancelled",
+                        task,
+                    )
+                    task.cancel()
+            await anyio.sleep(min(soonest - now, self.lease / 6))
+
+    async def _renew(self) -> None:
         tokens = list(self.running)
+        asked_at = self.scheduler._clock()
         with anyio.CancelScope(shield=True):
-            held = await self.store.extend(tokens, now=now, lease=self.lease)
+            held = await self.store.extend(
+                tokens, now=self.wall_now(), lease=self.lease
+            )
+        for token in held:
+            if token in self._held_until:
+                self._held_until[token] = asked_at + self.lease
         for token in tokens:
             if token not in held:
+                self._held_until.pop(token, None)
                 task = self.running.pop(token, None)
                 if task is not None:
                     logger.warning(
@@ -604,7 +647,7 @@ class DurableRuntime:
                     )
                     task.cancel()
 
-    async def _start(self, job: ClaimedJob, claimed_at: int) -> bool:
+    async def _start(self, job: ClaimedJob, claimed_at: int, held_from: float) -> bool:
         """Start *job*; ``False`` if it was given back (unknown function)."""
         entry = resolve_function(job.function)
         if entry is None:
@@ -613,6 +656,9 @@ class DurableRuntime:
         self._unknown.pop(job.function, None)
         run = DurableRun(self, job, entry, claimed_at)
         task = self.scheduler._start_durable(run, from_micros(job.due))
+        self._held_until[job.token] = held_from + self.lease
+        if not self._some_running.is_set():
+            self._some_running.set()
         self.running[job.token] = task
         return True
 
@@ -678,6 +724,7 @@ class DurableRuntime:
     def never_started(self, run: DurableRun) -> None:
         """A claimed job was cancelled before it started: give it back."""
         token = run.claimed.token
+        self._held_until.pop(token, None)
         if self.running.pop(token, None) is None:
             return
         if self.closing or not run.cancel_requested:
@@ -688,6 +735,7 @@ class DurableRuntime:
 
     def run_ended(self, run: DurableRun, exc: BaseException | None, value: Any) -> None:
         token = run.claimed.token
+        self._held_until.pop(token, None)
         if self.running.pop(token, None) is None:
             return  # its lease was lost: the store would refuse the outcome
         if exc is None:

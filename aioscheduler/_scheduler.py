@@ -219,6 +219,18 @@ class BaseScheduler(Hosted):
         self._fast_offset = None
         if binding.monotonic_clock:
             self._fast_offset = self._offset_base + binding.clock() - time.monotonic()
+        manager = self._manager
+        if manager is not None:
+            # One wall clock for a Manager: its schedulers take the offsets
+            # of the first one bound to this loop, or a job added through
+            # one and run by another could look a few microseconds early
+            # or late (each reading of two clocks differs a little).
+            for sibling in manager.schedulers:
+                if sibling is not self and sibling._loop == self._loop:
+                    self._offset_base = sibling._offset_base
+                    self._wall_offset = sibling._wall_offset
+                    self._fast_offset = sibling._fast_offset
+                    break
         return binding
 
     def _read_wall_offset(self) -> float:

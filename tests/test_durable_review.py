@@ -348,3 +348,42 @@ async def test_replacing_with_an_equal_every_keeps_the_progress(tmp_path: Path) 
         await anyio.sleep(10)  # the fire at 30, with the new argument
         await s.aclose()
     assert QUICK == ["a", "a", "b"]
+
+
+class _StuckRenewals(InlineSQLiteStore):
+    """A shared-store stand-in whose lease renewals hang (a cut-off database)."""
+
+    expires_leases = True
+    lease = 3.0
+
+    async def extend(self, tokens: Any, *, now: int, lease: float) -> set[Any]:
+        await anyio.sleep(100)
+        return set()
+
+
+CUT: list[float] = []
+
+
+@durable("tests.review.cut")
+async def cut() -> None:
+    start = anyio.current_time()
+    try:
+        await anyio.sleep(1000)
+    except anyio.get_cancelled_exc_class():
+        CUT.append(anyio.current_time() - start)
+        raise
+
+
+async def test_a_worker_that_cannot_renew_in_time_cancels_its_own_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Past its lease (3 s) another worker may claim the job: a worker whose
+    # renewals do not land stops running it a sixth of a lease before.
+    path = tmp_path / "jobs.db"
+    CUT.clear()
+    async with TimedScheduler(store=_StuckRenewals(path)) as s:
+        await s.durable_start_after(1, cut, key="k")
+        await anyio.sleep(20)
+        await s.aclose()
+    assert [pytest.approx(2.5, abs=1e-6)] == CUT
+    assert any("could not be renewed in time" in r.getMessage() for r in caplog.records)

@@ -210,6 +210,10 @@ class PostgresStore:
     .. versionadded:: 2.0
     """
 
+    #: Leases of a live worker can lapse here (other workers then claim its
+    #: jobs): a worker that cannot renew in time cancels its own runs.
+    expires_leases = True
+
     def __init__(
         self,
         conninfo: str,
