@@ -60,6 +60,9 @@ _NOT_SLEEPING = -math.inf
 
 # Changes of the wall-to-loop offset below this are clock-reading noise.
 _OFFSET_NOISE = 1e-3
+# Reading the wall clock between two monotonic reads further apart than this
+# (the thread was preempted) is read again: the pair would be off by the gap.
+_READ_SLACK = 2e-4
 
 
 def _check_max_tasks(max_tasks: object) -> int | None:
@@ -240,7 +243,17 @@ class BaseScheduler(Hosted):
         each time: below a millisecond, keep the offset as it was, so that
         a ``start_after`` job's ``when`` does not flicker.
         """
-        offset = self._offset_base + self._wall_clock() - time.monotonic()
+        wall_clock = self._wall_clock
+        before = time.monotonic()
+        wall = wall_clock()
+        after = time.monotonic()
+        if after - before > _READ_SLACK:
+            # Preempted between the reads (a busy machine): the pair would
+            # be off by as long as that took. Read again, once.
+            before = time.monotonic()
+            wall = wall_clock()
+            after = time.monotonic()
+        offset = self._offset_base + wall - (before + after) / 2
         if abs(offset - self._wall_offset) > _OFFSET_NOISE:
             self._wall_offset = offset
         return self._wall_offset
