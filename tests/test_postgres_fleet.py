@@ -32,6 +32,7 @@ that only turns a hang into a clear failure.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -365,7 +366,9 @@ class Fleet:
                 # The run's due (from current_job()) is the row's.
                 assert due == store_due or state == "missing", (key, due, store_due)
                 if started < due:
-                    t.early.append(f"{key} attempt {attempt_} on {pid}: {started}<{due}")
+                    t.early.append(
+                        f"{key} attempt {attempt_} on {pid}: {started}<{due}"
+                    )
         return t
 
 
@@ -411,8 +414,7 @@ def test_ten_thousand_jobs_over_four_workers_each_run_once(fleet: Fleet) -> None
     t.check()
     assert (t.reruns, t.recorded_lost) == ([], [])
     assert sum(t.runs_by_pid.values()) == 10_000
-    served = {w.pid for w in fleet.workers}
-    assert served <= set(t.runs_by_pid) | served  # every run came from the fleet
+    assert set(t.runs_by_pid) >= {w.pid for w in fleet.workers}  # all took part
 
 
 def wait_in_flight(fleet: Fleet, victim: Worker, margin: float) -> dict[str, str]:
@@ -432,9 +434,9 @@ def wait_in_flight(fleet: Fleet, victim: Worker, margin: float) -> dict[str, str
 def test_kill_9_a_worker_mid_job(fleet: Fleet, seed: int) -> None:
     rng = random.Random(seed)
     fleet.start(4)
-    fleet.add(make_spec(rng, 800, delays=(0.5, 3.0), holds=(0.2, 0.8)))
+    fleet.add(make_spec(rng, 500, delays=(0.3, 2.0), holds=(0.2, 0.8)))
     victim = rng.choice(fleet.workers)
-    time.sleep(rng.uniform(0.0, 1.5))  # the kill lands somewhere else each seed
+    time.sleep(rng.uniform(0.0, 1.0))  # the kill lands somewhere else each seed
     chosen = wait_in_flight(fleet, victim, 0.15)
     victim.signal(signal.SIGKILL)
     fleet.faulted.add(victim.pid)
@@ -450,11 +452,143 @@ def test_kill_9_a_worker_mid_job(fleet: Fleet, seed: int) -> None:
     # Its at_least_once job ran again elsewhere, as attempt 2; its
     # at_most_once job is recorded lost, and ran once.
     again = chosen["at_least_once"]
-    runs = fleet.query("SELECT attempt, pid FROM {s}.runs WHERE key = %s", (again,))
-    assert sorted(runs)[:1] == [(1, victim.pid)] and len(runs) == 2, runs
-    assert runs[1][1] != victim.pid or sorted(runs)[1][1] != victim.pid
+    runs = sorted(
+        fleet.query("SELECT attempt, pid FROM {s}.runs WHERE key = %s", (again,))
+    )
+    assert len(runs) == 2, runs
+    assert runs[0] == (1, victim.pid)
+    assert runs[1][0] == 2
+    assert runs[1][1] != victim.pid
     assert (2, again) in {(a, k) for k, a in fleet.done}
     lost = chosen["at_most_once"]
     state = fleet.query("SELECT state FROM {s}.jobs WHERE key = %s", (lost,))
     assert state == [("lost",)]
-    assert lost in t.recorded_lost and again in t.reruns
+    assert lost in t.recorded_lost
+    assert again in t.reruns
+
+
+def stop_outside_a_transaction(fleet: Fleet, victim: Worker) -> None:
+    """SIGSTOP *victim* where its store connection is between transactions.
+
+    A worker stopped inside one (its claim or its renewal) holds that
+    transaction's row locks until it runs again: the others skip those rows
+    (SKIP LOCKED), so its leases could not expire meanwhile. That case is
+    not this test's (see the report of issue #12); here the stop is retried
+    until it lands between transactions.
+    """
+    backend = victim.backend_pid()
+    for _ in range(1000):
+        victim.signal(signal.SIGSTOP)
+        time.sleep(0.05)  # a statement sent just before the stop completes
+        state = fleet.query(
+            "SELECT state FROM pg_stat_activity WHERE pid = %s", (backend,)
+        )
+        if state == [("idle",)]:
+            return
+        victim.signal(signal.SIGCONT)
+        time.sleep(0.005)
+    raise AssertionError(f"{victim.describe()} was never stopped between transactions")
+
+
+def test_sigstop_a_worker_past_its_lease(fleet: Fleet) -> None:
+    rng = random.Random(4321)
+    fleet.start(4)
+    fleet.add(make_spec(rng, 400, delays=(0.5, 2.0), holds=(0.5, 1.0)))
+    victim = fleet.workers[1]  # Trio
+    chosen = wait_in_flight(fleet, victim, 0.3)
+    stop_outside_a_transaction(fleet, victim)
+    fleet.faulted.add(victim.pid)
+    again, lost = chosen["at_least_once"], chosen["at_most_once"]
+    # Past its lease, the others take over: the at_least_once job runs
+    # again (attempt 2), the at_most_once one is recorded lost.
+    wait_until(
+        "the stopped worker's jobs are resolved by the others",
+        lambda: (
+            fleet.query(
+                "SELECT 1 FROM {s}.runs WHERE key = %s AND attempt = 2", (again,)
+            )
+            != []
+            and fleet.query("SELECT state FROM {s}.jobs WHERE key = %s", (lost,))
+            == [("lost",)]
+        ),
+    )
+    victim.signal(signal.SIGCONT)
+    fleet.wait_all_ended()
+    fleet.stop()
+    t = fleet.tally()
+    print(f"\nSIGSTOP {victim.describe()}: {t.line()}; runs by pid {t.runs_by_pid}")
+    t.check()
+    # Its late completions were rejected: the store kept the outcome of the
+    # second attempt, and the lost record; the worker said so.
+    rows = fleet.query(
+        "SELECT key, state, attempt FROM {s}.jobs WHERE key IN (%s, %s)",
+        (again, lost),
+    )
+    assert sorted(rows) == sorted([(again, "done", 2), (lost, "lost", 1)]), rows
+    runs = sorted(
+        fleet.query("SELECT key, attempt, pid FROM {s}.runs WHERE key IN (%s, %s)",
+                    (again, lost))
+    )  # fmt: skip
+    assert runs[0] == (again, 1, victim.pid)
+    assert runs[1][:2] == (again, 2)
+    assert runs[1][2] != victim.pid
+    assert runs[2:] == [(lost, 1, victim.pid)], runs
+    warned = victim.stderr()
+    assert (
+        "lost its lease (another worker may run it): cancelled" in warned
+        or "was not recorded: its lease was lost" in warned
+    ), warned
+    assert again in t.reruns
+    assert lost in t.recorded_lost
+
+
+def test_a_worker_started_while_others_run_takes_its_share(fleet: Fleet) -> None:
+    rng = random.Random(99)
+    fleet.start(3, concurrency=20)
+    fleet.add(make_spec(rng, 300, delays=(0.3, 1.0), holds=(0.2, 0.4)))
+    wait_until(
+        "the first jobs ran", lambda: bool(fleet.query("SELECT 1 FROM {s}.done"))
+    )
+    assert fleet.live() > 0  # the others are still at it
+    (late,) = fleet.start(1, concurrency=20)
+    fleet.add(make_spec(rng, 400, delays=(0.2, 1.0), holds=(0.1, 0.3), prefix="late"))
+    fleet.wait_all_ended()
+    fleet.stop()
+    t = fleet.tally()
+    print(f"\nlate joiner {late.describe()}: {t.line()}; runs by pid {t.runs_by_pid}")
+    t.check()
+    assert (t.reruns, t.recorded_lost) == ([], [])
+    assert t.runs_by_pid.get(late.pid, 0) > 0, t.runs_by_pid
+
+
+def test_a_schedule_every_second_runs_once_per_fire_time(fleet: Fleet) -> None:
+    fleet.start(4)
+    adder = Worker(fleet, "adder", 0, mode="add-schedule")
+    adder.wait_for("served")
+    adder.finish()
+    wait_until(
+        "six fire times ran",
+        lambda: (
+            len(fleet.query("SELECT 1 FROM {s}.runs WHERE key LIKE 'tick@%%'")) >= 6
+        ),
+    )
+    fleet.stop()
+    runs = fleet.query(
+        "SELECT r.key, r.attempt, r.pid, r.started, r.due, j.due FROM {s}.runs r "
+        "JOIN {s}.jobs j USING (key) ORDER BY r.due"
+    )
+    keys = [key for key, *_ in runs]
+    early = [key for key, _, _, started, due, _ in runs if started < due]
+    print(
+        f"\nEvery(1 s) on 4 workers: {len(runs)} fire times run, "
+        f"duplicated={len(keys) - len(set(keys))} early={len(early)}; by pid "
+        f"{sorted(set(pid for _, _, pid, *_ in runs))}"
+    )
+    violations = fleet.query("SELECT * FROM {s}.violations")
+    assert (len(keys) - len(set(keys)), early, violations) == (0, [], [])
+    assert all(attempt == 1 for _, attempt, *_ in runs)
+    assert all(due == row_due for *_, due, row_due in runs)
+    # One run per fire time, named by its fire time, a second apart.
+    fires = [due for *_, due, _ in runs]
+    assert all(b - a >= 1_000_000 for a, b in itertools.pairwise(fires))
+    assert all(key.startswith("tick@") for key in keys)
