@@ -534,7 +534,18 @@ class DurableRuntime:
                 claim.missed, claim.lost, claim.rejected, claim.schedule_missed
             )
             released = False
-            for job in claim.jobs:
+            jobs = claim.jobs
+            if jobs and (s._closed or not self.claiming):
+                # The body ended (or the scheduler closed) while this claim
+                # was under way: leaving `async with` may already have
+                # stopped waiting for jobs. Start nothing: give them back.
+                with anyio.CancelScope(shield=True):
+                    for job in jobs:
+                        await store.release(
+                            job.token, ready=claim.now, count_attempt=False
+                        )
+                jobs = []
+            for job in jobs:
                 released |= not await self._start(job, claim.now, claimed_at)
             # A job given back (unknown function) is due again later than
             # claim.next_due says: claim again to learn when.
