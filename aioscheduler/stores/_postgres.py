@@ -683,7 +683,7 @@ class PostgresStore:
         """Record *finished* and claim due jobs, in one transaction.
 
         *now* is ignored: jobs are due by the database server's clock, which
-        the returned :attr:`Claim.now` gives.
+        the returned claim's ``now`` gives.
         """
         return await self._call(
             self._transaction,
