@@ -6,15 +6,22 @@ python -m aioscheduler jobs --store jobs.db show KEY
 python -m aioscheduler jobs --store jobs.db cancel KEY
 python -m aioscheduler jobs --store jobs.db stats
 python -m aioscheduler jobs --store jobs.db schedules
+python -m aioscheduler jobs --store postgresql://app@db/app [--schema S] stats
 
 Every command prints an aligned table, or JSON with ``--json``; times are
-ISO 8601 in UTC. ``--store`` and ``--json`` go before or after the command.
-The store is opened for inspection: without its process lock, so this works
-while a scheduler runs on the same file, and it never creates a store.
+ISO 8601 in UTC. ``--store``, ``--schema`` and ``--json`` go before or after
+the command. The store is opened for inspection: without its process lock,
+so this works while schedulers run on the same store, and it never creates
+or migrates a store (a missing file, or a PostgreSQL schema without the
+store's tables, is refused). A PostgreSQL URL is given to psycopg as it is
+(TLS settings included); its password never appears in the output or in an
+error message (prefer ``PGPASSWORD`` or a ``~/.pgpass`` file to a password
+in the URL: a command line is visible to other users of the machine).
 
 Exit status: 0 done; 1 the job asked for is absent, or ``cancel`` found it
 not pending; 2 a usage error or a store that cannot be read (missing file,
-not an aioscheduler store, made by a newer version, an unsupported URL).
+not an aioscheduler store, made by a newer version, an unsupported URL,
+a database that cannot be reached).
 Output cut short by a closed pipe (``| head``) ends quietly with status 1.
 """
 
@@ -62,7 +69,7 @@ class CliError(Exception):
 
 
 class InspectableStore(Protocol):
-    """What the command line needs from a store (SQLite now, PostgreSQL next)."""
+    """What the command line needs from a store (SQLite or PostgreSQL)."""
 
     async def open_for_inspection(self) -> None: ...
     async def close(self) -> None: ...
@@ -81,7 +88,12 @@ class InspectableStore(Protocol):
     async def stats(self) -> dict[str, Any]: ...
 
 
-def _sqlite_store(location: str) -> InspectableStore:
+def _sqlite_store(location: str, schema: str | None) -> InspectableStore:
+    if schema is not None:
+        raise CliError(
+            "--schema is for a PostgreSQL store (a postgresql:// URL); a SQLite "
+            "store has no schema"
+        )
     path = Path(location)
     # Checked first: opening a store creates a missing file, and looking
     # must never create one.
@@ -92,25 +104,45 @@ def _sqlite_store(location: str) -> InspectableStore:
     return SQLiteStore(path)
 
 
-#: Stores by URL scheme (``postgresql://`` comes with the PostgreSQL store).
-URL_STORES: Final[dict[str, Callable[[str], InspectableStore]]] = {}
+def _postgres_store(location: str, schema: str | None) -> InspectableStore:
+    from .stores._postgres import PostgresStore  # psycopg is imported when made
+
+    try:
+        if schema is None:
+            return PostgresStore(location)
+        return PostgresStore(location, schema=schema)
+    except ImportError as exc:  # psycopg is missing: the message says how to get it
+        raise CliError(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        # PostgresStore's own messages, which never quote the URL.
+        raise CliError(str(exc)) from None
 
 
-def store_for(location: str) -> InspectableStore:
-    """The store that ``--store`` names: a SQLite file path, or a store URL."""
+#: Stores by URL scheme: a factory of (the URL, ``--schema`` or ``None``).
+URL_STORES: Final[dict[str, Callable[[str, str | None], InspectableStore]]] = {
+    "postgresql": _postgres_store,
+    "postgres": _postgres_store,
+}
+
+_WHAT_STORE: Final = "the path of a SQLite store, or a postgresql:// URL"
+
+
+def store_for(location: str, schema: str | None = None) -> InspectableStore:
+    """The store that ``--store`` names: a SQLite file path, or a store URL
+    (``postgresql://``; *schema* chooses the PostgreSQL schema)."""
     if not location:
-        raise CliError("--store needs a value: the path of a SQLite store")
+        raise CliError(f"--store needs a value: {_WHAT_STORE}")
     match = _URL.match(location)
     if match is None:
-        return _sqlite_store(location)
+        return _sqlite_store(location, schema)
     scheme = match["scheme"].lower()
     factory = URL_STORES.get(scheme)
     if factory is None:
         raise CliError(
-            f"store URLs of the form {scheme}://... are not supported yet; "
-            "give the path of a SQLite store file"
+            f"store URLs of the form {scheme}://... are not supported; "
+            f"give {_WHAT_STORE}"
         )
-    return factory(location)
+    return factory(location, schema)
 
 
 # -- formatting -----------------------------------------------------------------
@@ -395,7 +427,7 @@ _COMMANDS: Final = {
 
 
 async def _run(options: argparse.Namespace) -> int:
-    store = store_for(options.store)
+    store = store_for(options.store, options.schema)
     try:
         await store.open_for_inspection()
     except StoreError as exc:
@@ -443,9 +475,18 @@ def _parser() -> argparse.ArgumentParser:
     def common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         parser.add_argument(
             "--store",
-            metavar="PATH",
+            metavar="STORE",
             default=argparse.SUPPRESS if suppress else None,
-            help="the store: the path of its SQLite file (never created here)",
+            help=(
+                "the store: the path of its SQLite file, or a postgresql:// URL "
+                "(never created here; the password is never shown)"
+            ),
+        )
+        parser.add_argument(
+            "--schema",
+            metavar="S",
+            default=argparse.SUPPRESS if suppress else None,
+            help="the schema of a PostgreSQL store (default: aioscheduler)",
         )
         parser.add_argument(
             "--json",
@@ -520,7 +561,7 @@ def main(argv: Sequence[str]) -> int:
     if options.store is None:
         parser.print_usage(sys.stderr)
         print(
-            f"{parser.prog}: error: --store is required: the path of a SQLite store",
+            f"{parser.prog}: error: --store is required: {_WHAT_STORE}",
             file=sys.stderr,
         )
         return UNUSABLE

@@ -11,7 +11,12 @@ Two kinds of example are collected:
   ``...`` matches anything as in doctest; with no output block it must print
   nothing. An example that claims several backends and starts its loop with
   ``anyio.run`` is run with ``anyio.run``'s backend set to each in turn; every
-  run also checks that the scheduler really ran on the claimed loop.
+  run also checks that the scheduler really ran on the claimed loop. An
+  example with ``:needs: postgres`` reads a server's URL from
+  ``DATABASE_URL``: it runs against the throwaway cluster of the
+  ``postgres_dsn`` fixture (skipped, with one line saying why, where there
+  is none; under ``CI=true`` it must run), one run at a time, with the
+  schemas it may have made dropped before each run.
 * ``Example::`` blocks in the docstrings of public names, which the API
   reference shows: fragments, run inside ``async def main()`` with a few
   helpers (``work``, ``fetch``, ``urls``) defined, in virtual time, on every
@@ -81,6 +86,7 @@ class Example:
     backends: tuple[str, ...]
     code: str
     output: str | None
+    needs: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -130,6 +136,7 @@ def _examples_in(path: Path) -> Iterator[Example]:
             backends=tuple(options.get("backends", "").split()),
             code=code,
             output=output,
+            needs=tuple(options.get("needs", "").split()),
         )
 
 
@@ -142,7 +149,13 @@ def _rst_files() -> list[Path]:
 EXAMPLES = [example for path in _rst_files() for example in _examples_in(path)]
 
 RUNS = [
-    pytest.param(example, loop, engine, id=f"{example.name}-{loop}+{engine}")
+    pytest.param(
+        example,
+        loop,
+        engine,
+        id=f"{example.name}-{loop}+{engine}",
+        marks=[pytest.mark.postgres] if "postgres" in example.needs else [],
+    )
     for example in EXAMPLES
     for backend in example.backends
     for loop, engine in PATHS.get(backend, [("unknown", backend)])
@@ -186,10 +199,19 @@ class Outcome:
     loops: str
 
 
-def _run_example(example: Example, loop: str, engine: str, workdir: Path) -> Outcome:
+def _run_example(
+    example: Example,
+    loop: str,
+    engine: str,
+    workdir: Path,
+    database_url: str | None = None,
+) -> Outcome:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.pop("PYTHONWARNINGS", None)
+    env.pop("DATABASE_URL", None)
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
     env["PYTHONUNBUFFERED"] = "1"
     env = child_env(engine, env)
     if loop == "pytest":
@@ -253,6 +275,8 @@ def outcomes(
         for n, param in enumerate(RUNS):
             example, loop, engine = param.values
             assert isinstance(example, Example)
+            if example.needs:
+                continue  # run by the test itself, with its server
             key = (example.name, str(loop), str(engine))
             futures[key] = pool.submit(
                 _run_example, example, str(loop), str(engine), base / f"run{n}"
@@ -260,6 +284,21 @@ def outcomes(
         yield futures
         for future in futures.values():
             future.cancel()
+
+
+def _drop_example_schemas(dsn: str) -> None:
+    """Drop what an earlier run of a PostgreSQL example left: the store's
+    default schema ``aioscheduler``, and any schema ``docs_*``."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as con:
+        rows = con.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = 'aioscheduler' "
+            "OR starts_with(nspname, 'docs_')"
+        ).fetchall()
+        for (name,) in rows:
+            quoted = '"' + str(name).replace('"', '""') + '"'
+            con.execute(f"DROP SCHEMA {quoted} CASCADE".encode())
 
 
 def _matches(want: str, got: str) -> bool:
@@ -277,13 +316,22 @@ def test_docs_example(
     loop: str,
     engine: str,
     outcomes: dict[tuple[str, str, str], Future[Outcome]],
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     """The example runs on the claimed loop and prints what the docs show."""
     assert loop != "unknown", (
         f"{example.name}: :backends: must name asyncio, trio or pytest,"
         f" got {example.backends}"
     )
-    outcome = outcomes[(example.name, loop, engine)].result(timeout=EXAMPLE_TIMEOUT * 2)
+    if "postgres" in example.needs:
+        dsn: str = request.getfixturevalue("postgres_dsn")
+        _drop_example_schemas(dsn)
+        outcome = _run_example(example, loop, engine, tmp_path, database_url=dsn)
+    else:
+        outcome = outcomes[(example.name, loop, engine)].result(
+            timeout=EXAMPLE_TIMEOUT * 2
+        )
     assert outcome.returncode == 0, (
         f"{example.name} failed on {loop}+{engine}:\n{outcome.output}"
     )

@@ -777,24 +777,40 @@ def test_a_store_made_by_a_newer_version(
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://user@host/jobs", "postgres://h/db", "sqlite:///jobs.db"]
+    "url", ["sqlite:///jobs.db", "mysql://u:secret@h/db", "redis://h/0"]
 )
-def test_a_store_url_is_not_supported_yet(
+def test_a_store_url_of_another_kind_is_not_supported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
 ) -> None:
     scheme = url.split(":", 1)[0]
     expect_unusable(
         capsys,
         url,
-        f"store URLs of the form {scheme}://... are not supported yet; give the "
-        "path of a SQLite store file",
+        f"store URLs of the form {scheme}://... are not supported; give the "
+        "path of a SQLite store, or a postgresql:// URL",
+    )
+
+
+def test_schema_is_only_for_postgresql(
+    store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = run(
+        capsys, "--store", str(store_path), "--schema", "jobs", "list"
+    )
+    assert (status, out) == (2, "")
+    assert err == (
+        "python -m aioscheduler jobs: --schema is for a PostgreSQL store (a "
+        "postgresql:// URL); a SQLite store has no schema\n"
     )
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["list"], "--store is required: the path of a SQLite store"),
+        (
+            ["list"],
+            "--store is required: the path of a SQLite store, or a postgresql:// URL",
+        ),
         (["--store", "x.db"], "the following arguments are required: COMMAND"),
         (["--store", "x.db", "list", "--state", "waiting"], "invalid choice"),
         (["--store", "x.db", "list", "--due-from", "soon"], "'soon' is not an ISO"),

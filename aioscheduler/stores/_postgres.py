@@ -387,7 +387,10 @@ class PostgresStore:
 
     async def open_for_inspection(self) -> None:
         """Open to look at (and cancel) jobs while schedulers run (a shared
-        store needs no exclusive lock); no connection listens."""
+        store needs no exclusive lock): what ``python -m aioscheduler jobs``
+        does. No connection listens, and nothing is created or migrated: a
+        schema without the store's tables, or of another schema version, is
+        refused with a :class:`StoreError`."""
         self._users += 1
         if self._users > 1:
             return
@@ -406,7 +409,7 @@ class PostgresStore:
     def _open_sync(self, listen: bool) -> None:
         self._con = self._connect()
         try:
-            self._transaction(self._migrate)
+            self._transaction(self._migrate if listen else self._check_inspectable)
             if listen:
                 # Listening from the start: a job added from now on is
                 # notified, even before the first wait_for_jobs().
@@ -448,6 +451,35 @@ class PostgresStore:
                 "VALUES ('schema_version', %s) "
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 (str(step + 1),),
+            )
+
+    def _check_inspectable(self, con: psycopg.Connection[Any]) -> None:
+        """Refuse, without writing, a schema that is not a current store."""
+        # The catalogs, readable without USAGE on the schema.
+        row = con.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = 'meta'",
+            (self._schema,),
+        ).fetchone()
+        if row is None:
+            raise StoreError(
+                f"{self!r} is not an aioscheduler store (no schema "
+                f"{self._schema!r} with aioscheduler's tables in that database)"
+            )
+        row = con.execute(
+            f"SELECT value FROM {self._s}.meta WHERE name = 'schema_version'"
+        ).fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self!r} was made by a newer aioscheduler (schema version "
+                f"{version}; this version reads up to {SCHEMA_VERSION}); "
+                "upgrade aioscheduler to use it"
+            )
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self!r} has schema version {version}; open it with a "
+                "scheduler once to migrate it"
             )
 
     async def close(self) -> None:
@@ -655,7 +687,7 @@ class PostgresStore:
         """Record *finished* and claim due jobs, in one transaction.
 
         *now* is ignored: jobs are due by the database server's clock, which
-        the returned :attr:`Claim.now` gives.
+        the returned claim's ``now`` gives.
         """
         return await self._call(
             self._transaction,

@@ -6,6 +6,10 @@
     in the ``.rst`` sources and runs it on each backend listed in
     ``:backends:`` (``asyncio``, ``trio``), or with pytest (``pytest``).
 
+    ``:needs: postgres`` marks a program that needs a PostgreSQL server: it
+    reads the server's URL from the ``DATABASE_URL`` environment variable,
+    and the test runs it against the test suite's throwaway cluster.
+
 ``.. output::``
     What the preceding ``runnable`` prints (stdout and stderr together); the
     same test compares it, with ``...`` matching anything, as in doctest.
@@ -57,6 +61,17 @@ def _backends(argument: str) -> list[str]:
     return names
 
 
+NEEDS = {"postgres"}
+
+
+def _needs(argument: str) -> list[str]:
+    names = argument.split()
+    unknown = [name for name in names if name not in NEEDS]
+    if not names or unknown:
+        raise ValueError(f"needs must be some of {sorted(NEEDS)}, got {argument!r}")
+    return names
+
+
 class Runnable(CodeBlock):
     """A complete program that the test suite runs on the backends it names."""
 
@@ -65,10 +80,12 @@ class Runnable(CodeBlock):
     option_spec: ClassVar[dict[str, Any]] = {
         **CodeBlock.option_spec,
         "backends": _backends,
+        "needs": _needs,
     }
 
     def run(self) -> list[nodes.Node]:
         backends: list[str] = self.options.pop("backends", None) or []
+        needs: list[str] = self.options.pop("needs", None) or []
         if not backends:
             raise self.error(
                 "runnable needs a :backends: option (asyncio, trio, pytest)"
@@ -78,6 +95,8 @@ class Runnable(CodeBlock):
                 caption = "Run with pytest"
             else:
                 caption = "Runs on " + " and ".join(BACKENDS[b] for b in backends)
+            if needs:
+                caption += ", with a PostgreSQL server in DATABASE_URL"
             self.options["caption"] = caption
         self.arguments = ["python"]
         return super().run()
