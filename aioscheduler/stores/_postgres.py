@@ -200,7 +200,9 @@ class PostgresStore:
     :param poll_interval: how often an idle scheduler looks for jobs that
         other processes added (at most; a ``NOTIFY`` wakes it sooner for
         jobs due within this interval)
-    :param statement_timeout: bounds every statement (seconds)
+    :param statement_timeout: bounds every statement (seconds, default 10;
+        keep it at most a third of *lease*, so that a renewal waiting behind
+        a slow call still lands in time)
     :param connect_timeout: bounds connecting (seconds)
     :param lease: how long a claimed job is held without renewal (seconds,
         default 30); a worker renews its leases every third of it, and the
@@ -222,7 +224,7 @@ class PostgresStore:
         keep_results: float | timedelta | None = None,
         keep_failed: float | timedelta | None = timedelta(days=7),
         poll_interval: float | timedelta = 5.0,
-        statement_timeout: float | timedelta = 30.0,
+        statement_timeout: float | timedelta = 10.0,
         connect_timeout: float | timedelta = 10.0,
         lease: float | timedelta = 30.0,
     ) -> None:
