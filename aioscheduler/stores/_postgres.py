@@ -278,6 +278,8 @@ class PostgresStore:
         self._connect_timeout = max(1, math.ceil(connect))
         self._con: psycopg.Connection[Any] | None = None
         self._listen_con: psycopg.Connection[Any] | None = None
+        self._renew_con: psycopg.Connection[Any] | None = None
+        self._renew_limiter: anyio.CapacityLimiter | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._listen_limiter: anyio.CapacityLimiter | None = None
         self._listener_busy = False
@@ -343,14 +345,23 @@ class PostgresStore:
             raise StoreError(f"{self!r} is not open")
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
-    def _transaction(self, body: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def _transaction(
+        self, body: Callable[[psycopg.Connection[Any]], T], renewal: bool = False
+    ) -> T:
         pg = _import_psycopg()
-        con = self._con
-        if con is None:
+        if self._con is None:
             raise StoreError(f"{self!r} is not open")
-        if con.broken or con.closed:
-            # The server went away (restart, failover): connect again.
-            self._con = con = self._connect()
+        if renewal:
+            # Lease renewals have a connection of their own: they must not
+            # wait behind a long claim or a large batch's commit.
+            con = self._renew_con
+            if con is None or con.broken or con.closed:
+                self._renew_con = con = self._connect()
+        else:
+            con = self._con
+            if con.broken or con.closed:
+                # The server went away (restart, failover): connect again.
+                self._con = con = self._connect()
         try:
             with con.transaction():
                 return body(con)
@@ -493,11 +504,15 @@ class PostgresStore:
             return
         con, self._con = self._con, None
         listen, self._listen_con = self._listen_con, None
+        renew, self._renew_con = self._renew_con, None
         limiter, listen_limiter = self._limiter, self._listen_limiter
+        renew_limiter, self._renew_limiter = self._renew_limiter, None
         try:
             with anyio.CancelScope(shield=True):
                 if con is not None:
                     await anyio.to_thread.run_sync(con.close, limiter=limiter)
+                if renew is not None:
+                    await anyio.to_thread.run_sync(renew.close, limiter=renew_limiter)
                 if listen is not None:
                     # After any notifications wait still in its thread.
                     await anyio.to_thread.run_sync(
@@ -997,7 +1012,14 @@ class PostgresStore:
             ).fetchall()
             return {ClaimToken(*row) for row in rows}
 
-        return await self._call(self._transaction, body)
+        if self._limiter is None:
+            raise StoreError(f"{self!r} is not open")
+        limiter = self._renew_limiter
+        if limiter is None:
+            limiter = self._renew_limiter = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(
+            self._transaction, body, True, limiter=limiter
+        )
 
     async def finish(self, results: Sequence[Finished], *, now: int) -> list[bool]:
         """Record how claimed jobs ended (*now* is ignored: the server's
