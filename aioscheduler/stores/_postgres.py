@@ -120,6 +120,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
 )
 
+# A transaction the server chose as a deadlock's victim is run again this
+# many times before the error is raised.
+_DEADLOCK_RETRIES: Final = 5
+
 _JOB_COLUMNS: Final = (
     "key, function, arguments, due, state, attempt, delivery, misfire_grace, "
     "schedule_id, ready, lease_owner, lease_until, finished, result, error"
@@ -363,8 +367,20 @@ class PostgresStore:
                 # The server went away (restart, failover): connect again.
                 self._con = con = self._connect()
         try:
-            with con.transaction():
-                return body(con)
+            for retry in range(_DEADLOCK_RETRIES, -1, -1):
+                try:
+                    with con.transaction():
+                        return body(con)
+                except (
+                    pg.errors.DeadlockDetected,
+                    pg.errors.SerializationFailure,
+                ):
+                    # The server rolled the whole transaction back (a
+                    # renewal and a claim of this process locked the same
+                    # rows in another order): running it again is safe.
+                    if not retry:
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
         except pg.OperationalError as exc:
             raise self._error(
                 "the connection failed; the transaction may or may not have "
