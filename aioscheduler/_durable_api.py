@@ -19,7 +19,7 @@ from ._durable import (
 from ._exceptions import ScheduleConflict
 from ._registry import encode_arguments, registered
 from ._schedules import Coalesce, check_schedule_options
-from ._time import MAX_TIMESTAMP, delay_seconds
+from ._time import MAX_TIMESTAMP, delay_seconds, option_seconds
 from ._trigger import Trigger
 from .stores._fires import to_micros
 from .stores._interface import JobStore, NewJob, NewSchedule
@@ -54,22 +54,6 @@ def open_store_option(store: object) -> JobStore | None:
         "store must be a path, a postgresql:// URL, a JobStore (such as "
         f"SQLiteStore) or None, not {store!r}"
     )
-
-
-def _grace(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError(
-            f"misfire_grace must be seconds, a timedelta or None, not {value!r}"
-        )
-    if not seconds >= 0:
-        raise ValueError(f"misfire_grace must not be negative, got {value!r}")
-    return seconds
 
 
 class DurableMethods:
@@ -354,7 +338,7 @@ async def durable_add(
         key=key,
         due=due,
         on_conflict=on_conflict,
-        misfire_grace=_grace(misfire_grace),
+        misfire_grace=option_seconds(misfire_grace, "misfire_grace"),
     )
     link = durable_link_of(host)
     await link.add(job, on_conflict)
@@ -462,7 +446,7 @@ class DurableBatch:
             key=key,
             due=due,
             on_conflict=on_conflict,
-            misfire_grace=_grace(misfire_grace),
+            misfire_grace=option_seconds(misfire_grace, "misfire_grace"),
         )
         self._jobs.append(job)
         self._policies.append(on_conflict)
