@@ -56,6 +56,25 @@ def open_store_option(store: object) -> JobStore | None:
     )
 
 
+def _due_at(host: TimedScheduler, when: datetime) -> int:
+    """A durable job's due time for *when* (µs since the epoch); *when* must
+    be in the future."""
+    return round(host._future_timestamp(when) * 1e6)
+
+
+def _due_after(host: TimedScheduler, delay: object) -> int:
+    """A durable job's due time *delay* from now by *host*'s wall clock (µs
+    since the epoch)."""
+    seconds = delay_seconds(delay)
+    now = host.now().timestamp()
+    if now + seconds > MAX_TIMESTAMP:
+        raise ValueError(
+            f"delay {delay!r} is too long: the job would be due after "
+            "9999-12-31, the latest time a datetime can hold"
+        )
+    return round((now + seconds) * 1e6)
+
+
 class DurableMethods:
     """Durable jobs and schedules: see the "Durable jobs" guide."""
 
@@ -117,14 +136,13 @@ class DurableMethods:
         .. versionadded:: 2.0
         """
         host = self._durable_host()
-        timestamp = host._future_timestamp(when)
         return await durable_add(
             host,
             async_fn,
             args,
             kwargs,
             key,
-            round(timestamp * 1e6),
+            _due_at(host, when),
             on_conflict,
             misfire_grace,
         )
@@ -148,20 +166,13 @@ class DurableMethods:
         .. versionadded:: 2.0
         """
         host = self._durable_host()
-        seconds = delay_seconds(delay)
-        now = host.now().timestamp()
-        if now + seconds > MAX_TIMESTAMP:
-            raise ValueError(
-                f"delay {delay!r} is too long: the job would be due after "
-                "9999-12-31, the latest time a datetime can hold"
-            )
         return await durable_add(
             host,
             async_fn,
             args,
             kwargs,
             key,
-            round((now + seconds) * 1e6),
+            _due_after(host, delay),
             on_conflict,
             misfire_grace,
         )
@@ -385,13 +396,12 @@ class DurableBatch:
 
         As :meth:`TimedScheduler.durable_start_at`, committed with the batch.
         """
-        timestamp = self._host._future_timestamp(when)
         return self._add(
             async_fn,
             args,
             kwargs,
             key,
-            round(timestamp * 1e6),
+            _due_at(self._host, when),
             on_conflict,
             misfire_grace,
         )
@@ -412,19 +422,12 @@ class DurableBatch:
         The delay counts from this call, as
         :meth:`TimedScheduler.durable_start_after` counts it.
         """
-        seconds = delay_seconds(delay)
-        now = self._host.now().timestamp()
-        if now + seconds > MAX_TIMESTAMP:
-            raise ValueError(
-                f"delay {delay!r} is too long: the job would be due after "
-                "9999-12-31, the latest time a datetime can hold"
-            )
         return self._add(
             async_fn,
             args,
             kwargs,
             key,
-            round((now + seconds) * 1e6),
+            _due_after(self._host, delay),
             on_conflict,
             misfire_grace,
         )
