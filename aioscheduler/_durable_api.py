@@ -19,7 +19,7 @@ from ._durable import (
 from ._exceptions import ScheduleConflict
 from ._registry import encode_arguments, registered
 from ._schedules import Coalesce, check_schedule_options
-from ._time import MAX_TIMESTAMP, delay_seconds
+from ._time import MAX_TIMESTAMP, delay_seconds, option_seconds
 from ._trigger import Trigger
 from .stores._fires import to_micros
 from .stores._interface import JobStore, NewJob, NewSchedule
@@ -56,20 +56,23 @@ def open_store_option(store: object) -> JobStore | None:
     )
 
 
-def _grace(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError(
-            f"misfire_grace must be seconds, a timedelta or None, not {value!r}"
+def _due_at(host: TimedScheduler, when: datetime) -> int:
+    """A durable job's due time for *when* (µs since the epoch); *when* must
+    be in the future."""
+    return round(host._future_timestamp(when) * 1e6)
+
+
+def _due_after(host: TimedScheduler, delay: object) -> int:
+    """A durable job's due time *delay* from now by *host*'s wall clock (µs
+    since the epoch)."""
+    seconds = delay_seconds(delay)
+    now = host.now().timestamp()
+    if now + seconds > MAX_TIMESTAMP:
+        raise ValueError(
+            f"delay {delay!r} is too long: the job would be due after "
+            "9999-12-31, the latest time a datetime can hold"
         )
-    if not seconds >= 0:
-        raise ValueError(f"misfire_grace must not be negative, got {value!r}")
-    return seconds
+    return round((now + seconds) * 1e6)
 
 
 class DurableMethods:
@@ -133,14 +136,13 @@ class DurableMethods:
         .. versionadded:: 2.0
         """
         host = self._durable_host()
-        timestamp = host._future_timestamp(when)
         return await durable_add(
             host,
             async_fn,
             args,
             kwargs,
             key,
-            round(timestamp * 1e6),
+            _due_at(host, when),
             on_conflict,
             misfire_grace,
         )
@@ -164,20 +166,13 @@ class DurableMethods:
         .. versionadded:: 2.0
         """
         host = self._durable_host()
-        seconds = delay_seconds(delay)
-        now = host.now().timestamp()
-        if now + seconds > MAX_TIMESTAMP:
-            raise ValueError(
-                f"delay {delay!r} is too long: the job would be due after "
-                "9999-12-31, the latest time a datetime can hold"
-            )
         return await durable_add(
             host,
             async_fn,
             args,
             kwargs,
             key,
-            round((now + seconds) * 1e6),
+            _due_after(host, delay),
             on_conflict,
             misfire_grace,
         )
@@ -354,7 +349,7 @@ async def durable_add(
         key=key,
         due=due,
         on_conflict=on_conflict,
-        misfire_grace=_grace(misfire_grace),
+        misfire_grace=option_seconds(misfire_grace, "misfire_grace"),
     )
     link = durable_link_of(host)
     await link.add(job, on_conflict)
@@ -401,13 +396,12 @@ class DurableBatch:
 
         As :meth:`TimedScheduler.durable_start_at`, committed with the batch.
         """
-        timestamp = self._host._future_timestamp(when)
         return self._add(
             async_fn,
             args,
             kwargs,
             key,
-            round(timestamp * 1e6),
+            _due_at(self._host, when),
             on_conflict,
             misfire_grace,
         )
@@ -428,19 +422,12 @@ class DurableBatch:
         The delay counts from this call, as
         :meth:`TimedScheduler.durable_start_after` counts it.
         """
-        seconds = delay_seconds(delay)
-        now = self._host.now().timestamp()
-        if now + seconds > MAX_TIMESTAMP:
-            raise ValueError(
-                f"delay {delay!r} is too long: the job would be due after "
-                "9999-12-31, the latest time a datetime can hold"
-            )
         return self._add(
             async_fn,
             args,
             kwargs,
             key,
-            round((now + seconds) * 1e6),
+            _due_after(self._host, delay),
             on_conflict,
             misfire_grace,
         )
@@ -462,7 +449,7 @@ class DurableBatch:
             key=key,
             due=due,
             on_conflict=on_conflict,
-            misfire_grace=_grace(misfire_grace),
+            misfire_grace=option_seconds(misfire_grace, "misfire_grace"),
         )
         self._jobs.append(job)
         self._policies.append(on_conflict)

@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._task import PENDING, Task
-from ._time import utc_from_timestamp
+from ._time import option_seconds, utc_from_timestamp
 from ._trigger import Trigger
 from ._triggers import Every
 
@@ -55,24 +55,6 @@ MISSED_COUNT_LIMIT: Final = 10_000
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
 
 
-def _seconds(value: object, name: str) -> float | None:
-    """Return *value* (seconds or a timedelta, or None) as float seconds."""
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError(
-            f"{name} must be seconds (int or float), a timedelta or None, "
-            f"not {type(value).__name__}"
-        )
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{name} must be 0 or more and finite, got {value!r}")
-    return seconds
-
-
 def check_schedule_options(
     trigger: object,
     misfire_grace: object,
@@ -91,8 +73,8 @@ def check_schedule_options(
             "add_schedule() takes a trigger (Every, Cron, Calendar, At or AnyOf) "
             f"first, not {trigger!r}"
         )
-    grace = _seconds(misfire_grace, "misfire_grace")
-    jitter_s = _seconds(jitter, "jitter")
+    grace = option_seconds(misfire_grace, "misfire_grace")
+    jitter_s = option_seconds(jitter, "jitter")
     for name, value, allowed in (
         ("coalesce", coalesce, _COALESCE),
         ("overlap", overlap, _OVERLAP),

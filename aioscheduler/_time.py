@@ -10,7 +10,13 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-__all__ = ["MAX_TIMESTAMP", "delay_seconds", "past_message", "timestamp_of"]
+__all__ = [
+    "MAX_TIMESTAMP",
+    "delay_seconds",
+    "option_seconds",
+    "past_message",
+    "timestamp_of",
+]
 
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
 _EPOCH_AWARE: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,6 +66,31 @@ def delay_seconds(delay: object) -> float:
         raise ValueError(f"delay must not be negative, got {delay!r}")
     if not math.isfinite(seconds):
         raise ValueError(f"delay must be finite, got {delay!r}")
+    return seconds
+
+
+def option_seconds(
+    value: object, name: str, *, allow_none: bool = True
+) -> float | None:
+    """Return the option *name* (seconds or a timedelta; or None, if
+    *allow_none*) as float seconds.
+
+    :raises TypeError: if *value* is not a number (``bool`` is refused) or a
+        ``timedelta`` (or ``None``, if allowed)
+    :raises ValueError: if *value* is negative or not finite
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        kinds = "seconds (int or float), a timedelta"
+        kinds += " or None" if allow_none else ""
+        raise TypeError(f"{name} must be {kinds}, not {type(value).__name__}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{name} must be 0 or more and finite, got {value!r}")
     return seconds
 
 

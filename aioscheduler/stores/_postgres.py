@@ -26,7 +26,6 @@ untouched.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import threading
@@ -38,9 +37,24 @@ import anyio
 import anyio.to_thread
 
 from aioscheduler._exceptions import StoreError
-from aioscheduler._triggers import trigger_from_dict
+from aioscheduler._time import option_seconds
 
-from ._fires import from_micros, plan_fires
+from ._common import (
+    JOB_COLUMNS,
+    LIVE,
+    PURGE_EVERY_US,
+    SCHEDULE_COLUMNS,
+    job_record,
+    keep_micros,
+    lost_records,
+    missed_record,
+    new_job_values,
+    plan_schedule,
+    read_trigger,
+    run_values,
+    schedule_record,
+    stats_dict,
+)
 from ._interface import (
     AddResult,
     Claim,
@@ -124,41 +138,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 # many times before the error is raised.
 _DEADLOCK_RETRIES: Final = 5
 
-_JOB_COLUMNS: Final = (
-    "key, function, arguments, due, state, attempt, delivery, misfire_grace, "
-    "schedule_id, ready, lease_owner, lease_until, finished, result, error"
-)
-_SCHEDULE_COLUMNS: Final = (
-    "id, trigger, function, arguments, delivery, misfire_grace, coalesce, "
-    "max_catchup, overlap, jitter, max_runs, next_fire, high_water, runs, missed, "
-    "skipped, error"
-)
 _CLAIMED_COLUMNS: Final = (
     "j.id, j.key, j.function, j.arguments, j.due, j.ready, j.attempt, j.delivery, "
     "j.misfire_grace, j.schedule_id"
 )
-_LIVE: Final = ("pending", "running")
-_PURGE_EVERY_US: Final = 60_000_000
 # The server's clock in microseconds since the epoch, never rounded up (a
 # claim must not see a time ahead of the server's).
 _DB_NOW: Final = "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 # A notifications wait is at most this long per thread hop, so that close()
 # (which waits for the hop) is quick.
 _LISTEN_SLICE: Final = 0.25
-
-
-def _seconds(value: object, name: str, *, allow_none: bool = True) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError(f"{name} must be seconds or a timedelta, not {value!r}")
-    if not seconds >= 0 or not math.isfinite(seconds):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return seconds
 
 
 def _quote(identifier: str) -> str:
@@ -259,25 +248,26 @@ class PostgresStore:
         digest = hashlib.sha256(f"aioscheduler:{schema}".encode()).digest()
         self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
         self._channel = "aioscheduler_" + digest.hex()[:32]
-        keep = _seconds(keep_results, "keep_results")
-        failed = _seconds(keep_failed, "keep_failed")
-        self._keep_done_us = None if not keep else round(keep * 1e6)
-        self._keep_failed_us = None if not failed else round(failed * 1e6)
-        poll = _seconds(poll_interval, "poll_interval", allow_none=False)
+        self._keep_done_us, self._keep_failed_us = keep_micros(
+            keep_results, keep_failed
+        )
+        poll = option_seconds(poll_interval, "poll_interval", allow_none=False)
         assert poll is not None
         if poll <= 0:
             raise ValueError(f"poll_interval must be > 0, got {poll_interval!r}")
         self._poll = poll
-        held = _seconds(lease, "lease", allow_none=False)
+        held = option_seconds(lease, "lease", allow_none=False)
         assert held is not None
         if held < 1:
             raise ValueError(f"lease must be at least 1 second, got {lease!r}")
         self.lease = held
         """How long a claim holds a job (seconds); renewed every third of it."""
-        timeout = _seconds(statement_timeout, "statement_timeout", allow_none=False)
+        timeout = option_seconds(
+            statement_timeout, "statement_timeout", allow_none=False
+        )
         assert timeout is not None
         self._statement_timeout_ms = max(1, round(timeout * 1000))
-        connect = _seconds(connect_timeout, "connect_timeout", allow_none=False)
+        connect = option_seconds(connect_timeout, "connect_timeout", allow_none=False)
         assert connect is not None
         self._connect_timeout = max(1, math.ceil(connect))
         self._con: psycopg.Connection[Any] | None = None
@@ -573,17 +563,7 @@ class PostgresStore:
         )
         soon = False
         for job in jobs:
-            values = (
-                job.key,
-                job.function,
-                job.arguments,
-                job.due,
-                job.due,
-                job.delivery,
-                job.misfire_grace,
-                job.schedule_id,
-                now,
-            )
+            values = new_job_values(job, now)
             replaced = False
             if job.replace:
                 # A running job is not replaced (see SQLiteStore).
@@ -592,7 +572,7 @@ class PostgresStore:
                     "RETURNING state",
                     (job.key,),
                 ).fetchone()
-                replaced = row is not None and row[0] in _LIVE
+                replaced = row is not None and row[0] in LIVE
             result: AddResult | None = None
             # A few rounds: the row in the way may be deleted meanwhile.
             for _ in range(5):
@@ -605,7 +585,7 @@ class PostgresStore:
                 ).fetchone()
                 if row is None:
                     continue
-                if row[0] in _LIVE:
+                if row[0] in LIVE:
                     result = "exists"
                     break
                 # Finished, only kept for the record: the new job takes its key.
@@ -744,7 +724,7 @@ class PostgresStore:
         ]
         lost = self._expire_leases(con, owner, now)
         schedule_missed = self._fire_schedules(con, now)
-        if now - self._purged_at > _PURGE_EVERY_US:
+        if now - self._purged_at > PURGE_EVERY_US:
             self._purge(con, now)
         jobs: list[ClaimedJob] = []
         missed: list[JobRecord] = []
@@ -802,7 +782,7 @@ class PostgresStore:
             (now, owner),
         )
         rows = con.execute(
-            f"SELECT {_JOB_COLUMNS} FROM {s}.jobs WHERE state = 'running' "
+            f"SELECT {JOB_COLUMNS} FROM {s}.jobs WHERE state = 'running' "
             "AND lease_until < %s AND lease_owner <> %s "
             "AND delivery = 'at_most_once' FOR UPDATE SKIP LOCKED",
             (now, owner),
@@ -813,39 +793,18 @@ class PostgresStore:
             "its worker stopped renewing its lease while it was running "
             "(delivery at_most_once)"
         )
-        lost = [_job_record(row) for row in rows]
+        lost = [job_record(row) for row in rows]
         for record in lost:
             self._end_row(con, record.key, "lost", None, error, now)
-        return [
-            JobRecord(**{**_record_dict(r), "state": "lost", "error": error})
-            for r in lost
-        ]
+        return lost_records(lost, error)
 
     def _miss(self, con: psycopg.Connection[Any], row: Any, now: int) -> JobRecord:
-        late = (now - row[4]) / 1e6
-        error = f"started {late:.3f} s late, past misfire_grace={row[8]} s"
-        record = JobRecord(
-            key=row[1],
-            function=row[2],
-            arguments=row[3],
-            due=row[4],
-            state="missed",
-            attempt=row[6] - 1,
-            delivery=row[7],
-            misfire_grace=row[8],
-            schedule_id=row[9],
-            ready=row[5],
-            lease_owner=None,
-            lease_until=None,
-            finished=now,
-            result=None,
-            error=error,
-        )
+        record = missed_record(row, now)
         con.execute(
             f"UPDATE {self._s}.jobs SET attempt = attempt - 1 WHERE id = %s",
             (row[0],),
         )
-        self._end_row(con, row[1], "missed", None, error, now)
+        self._end_row(con, row[1], "missed", None, record.error, now)
         return record
 
     def _end_row(
@@ -877,46 +836,23 @@ class PostgresStore:
         """
         s = self._s
         rows = con.execute(
-            f"SELECT {_SCHEDULE_COLUMNS} FROM {s}.schedules "
+            f"SELECT {SCHEDULE_COLUMNS} FROM {s}.schedules "
             "WHERE next_fire IS NOT NULL AND next_fire <= %s "
             "ORDER BY next_fire FOR UPDATE SKIP LOCKED",
             (now,),
         ).fetchall()
         missed_by_id: dict[str, int] = {}
         for row in rows:
-            sc = _schedule_record(row)
-            assert sc.next_fire is not None
-            try:
-                trigger = trigger_from_dict(json.loads(sc.trigger))
-            except (ValueError, TypeError, KeyError) as exc:
-                # As in SQLiteStore: set aside, not fatal to every claim.
-                error = f"cannot read its trigger: {exc}"
-                logger.warning(
-                    "durable schedule %r is set aside: %s; it keeps its row and "
-                    "does not fire until added again",
-                    sc.id,
-                    error,
-                )
+            sc = schedule_record(row)
+            trigger = read_trigger(sc)
+            if isinstance(trigger, str):
                 con.execute(
                     f"UPDATE {s}.schedules SET next_fire = NULL, error = %s "
                     "WHERE id = %s",
-                    (error, sc.id),
+                    (trigger, sc.id),
                 )
                 continue
-            runs_left = None if sc.max_runs is None else sc.max_runs - sc.runs
-            plan = plan_fires(
-                sc.id,
-                trigger,
-                next_fire=sc.next_fire,
-                high_water=sc.high_water,
-                now=now,
-                coalesce=sc.coalesce,
-                max_catchup=sc.max_catchup,
-                misfire_grace=sc.misfire_grace,
-                jitter=sc.jitter,
-                runs_left=runs_left,
-            )
-            assert plan is not None
+            plan = plan_schedule(sc, trigger, now)
             skipped = 0
             fires = plan.runs
             if fires and sc.overlap == "skip":
@@ -933,17 +869,7 @@ class PostgresStore:
                     "state, delivery, misfire_grace, schedule_id, created) "
                     "VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s) "
                     "ON CONFLICT (key) DO NOTHING",
-                    (
-                        f"{sc.id}@{from_micros(fire).isoformat()}",
-                        sc.function,
-                        sc.arguments,
-                        fire,
-                        due,
-                        sc.delivery,
-                        sc.misfire_grace,
-                        sc.id,
-                        now,
-                    ),
+                    run_values(sc, fire, due, now),
                 )
             moved = con.execute(
                 f"UPDATE {s}.schedules SET next_fire = %s, high_water = %s, "
@@ -1189,9 +1115,9 @@ class PostgresStore:
 
         def body(con: psycopg.Connection[Any]) -> JobRecord | None:
             row = con.execute(
-                f"SELECT {_JOB_COLUMNS} FROM {self._s}.jobs WHERE key = %s", (key,)
+                f"SELECT {JOB_COLUMNS} FROM {self._s}.jobs WHERE key = %s", (key,)
             ).fetchone()
-            return None if row is None else _job_record(row)
+            return None if row is None else job_record(row)
 
         return await self._call(self._transaction, body)
 
@@ -1200,10 +1126,10 @@ class PostgresStore:
 
         def body(con: psycopg.Connection[Any]) -> ScheduleRecord | None:
             row = con.execute(
-                f"SELECT {_SCHEDULE_COLUMNS} FROM {self._s}.schedules WHERE id = %s",
+                f"SELECT {SCHEDULE_COLUMNS} FROM {self._s}.schedules WHERE id = %s",
                 (id,),
             ).fetchone()
-            return None if row is None else _schedule_record(row)
+            return None if row is None else schedule_record(row)
 
         return await self._call(self._transaction, body)
 
@@ -1232,7 +1158,7 @@ class PostgresStore:
             # starts_with, not LIKE: the prefix is data, with no wildcards.
             where.append("starts_with(key, %s)")
             params.append(key_prefix)
-        sql = f"SELECT {_JOB_COLUMNS} FROM {self._s}.jobs"
+        sql = f"SELECT {JOB_COLUMNS} FROM {self._s}.jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY due, id"
@@ -1241,7 +1167,7 @@ class PostgresStore:
             params.append(limit)
 
         def body(con: psycopg.Connection[Any]) -> list[JobRecord]:
-            return [_job_record(row) for row in con.execute(sql, params).fetchall()]
+            return [job_record(row) for row in con.execute(sql, params).fetchall()]
 
         return await self._call(self._transaction, body)
 
@@ -1250,9 +1176,9 @@ class PostgresStore:
 
         def body(con: psycopg.Connection[Any]) -> list[ScheduleRecord]:
             return [
-                _schedule_record(row)
+                schedule_record(row)
                 for row in con.execute(
-                    f"SELECT {_SCHEDULE_COLUMNS} FROM {self._s}.schedules ORDER BY id"
+                    f"SELECT {SCHEDULE_COLUMNS} FROM {self._s}.schedules ORDER BY id"
                 ).fetchall()
             ]
 
@@ -1276,25 +1202,8 @@ class PostgresStore:
             schedules = con.execute(f"SELECT COUNT(*) FROM {s}.schedules").fetchone()
             assert oldest is not None
             assert schedules is not None
-            return {
-                "counts": counts,
-                "schedules": int(schedules[0]),
-                "next_due": self._next_due(con, None),
-                "oldest_overdue": oldest[0]
-                if oldest[0] is not None and oldest[0] <= now
-                else None,
-            }
+            return stats_dict(
+                counts, int(schedules[0]), self._next_due(con, None), oldest[0], now
+            )
 
         return await self._call(self._transaction, body)
-
-
-def _job_record(row: Any) -> JobRecord:
-    return JobRecord(*row)
-
-
-def _record_dict(record: JobRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__slots__}
-
-
-def _schedule_record(row: Any) -> ScheduleRecord:
-    return ScheduleRecord(*row)

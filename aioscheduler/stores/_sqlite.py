@@ -12,7 +12,6 @@ every job.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -27,9 +26,23 @@ import anyio
 import anyio.to_thread
 
 from aioscheduler._exceptions import StoreError, StoreLocked
-from aioscheduler._triggers import trigger_from_dict
 
-from ._fires import from_micros, plan_fires
+from ._common import (
+    JOB_COLUMNS,
+    LIVE,
+    PURGE_EVERY_US,
+    SCHEDULE_COLUMNS,
+    job_record,
+    keep_micros,
+    lost_records,
+    missed_record,
+    new_job_values,
+    plan_schedule,
+    read_trigger,
+    run_values,
+    schedule_record,
+    stats_dict,
+)
 from ._interface import (
     AddResult,
     Claim,
@@ -108,33 +121,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
 )
 
-_JOB_COLUMNS: Final = (
-    "key, function, arguments, due, state, attempt, delivery, misfire_grace, "
-    "schedule_id, ready, lease_owner, lease_until, finished, result, error"
-)
-_SCHEDULE_COLUMNS: Final = (
-    "id, trigger, function, arguments, delivery, misfire_grace, coalesce, "
-    "max_catchup, overlap, jitter, max_runs, next_fire, high_water, runs, missed, "
-    "skipped, error"
-)
-_LIVE: Final = ("pending", "running")
-# Kept rows are purged at most this often (seconds of store time).
-_PURGE_EVERY_US: Final = 60_000_000
 _SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
-
-
-def _seconds_or_none(value: object, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError(f"{name} must be seconds, a timedelta or None, not {value!r}")
-    if not seconds >= 0:
-        raise ValueError(f"{name} must not be negative, got {value!r}")
-    return seconds
 
 
 class SQLiteStore:
@@ -180,10 +167,9 @@ class SQLiteStore:
             )
         self._path = Path(path)
         self._synchronous = synchronous
-        keep = _seconds_or_none(keep_results, "keep_results")
-        failed = _seconds_or_none(keep_failed, "keep_failed")
-        self._keep_done_us = None if not keep else round(keep * 1e6)
-        self._keep_failed_us = None if not failed else round(failed * 1e6)
+        self._keep_done_us, self._keep_failed_us = keep_micros(
+            keep_results, keep_failed
+        )
         self._con: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self._limiter: anyio.CapacityLimiter | None = None
@@ -380,18 +366,15 @@ class SQLiteStore:
         self, con: sqlite3.Connection, where: str, params: tuple[Any, ...], now: int
     ) -> list[JobRecord]:
         rows = con.execute(
-            f"SELECT {_JOB_COLUMNS} FROM aioscheduler_jobs WHERE {where}", params
+            f"SELECT {JOB_COLUMNS} FROM aioscheduler_jobs WHERE {where}", params
         ).fetchall()
         if not rows:
             return []
-        lost = [_job_record(row) for row in rows]
+        lost = [job_record(row) for row in rows]
         error = "its worker died while it was running (delivery at_most_once)"
         for record in lost:
             self._end_row(con, record.key, "lost", None, error, now)
-        return [
-            JobRecord(**{**_record_dict(r), "state": "lost", "error": error})
-            for r in lost
-        ]
+        return lost_records(lost, error)
 
     async def close(self) -> None:
         """Close the database (the last user closes it); idempotent."""
@@ -459,17 +442,7 @@ class SQLiteStore:
             "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
         )
         for job in jobs:
-            values = (
-                job.key,
-                job.function,
-                job.arguments,
-                job.due,
-                job.due,
-                job.delivery,
-                job.misfire_grace,
-                job.schedule_id,
-                now,
-            )
+            values = new_job_values(job, now)
             replaced = False
             if job.replace:
                 # A running job is not replaced: it would run on beside its
@@ -479,7 +452,7 @@ class SQLiteStore:
                     "AND state != 'running' RETURNING state",
                     (job.key,),
                 ).fetchone()
-                replaced = row is not None and row[0] in _LIVE
+                replaced = row is not None and row[0] in LIVE
             if con.execute(insert, values).rowcount:
                 results.append("replaced" if replaced else "added")
                 continue
@@ -488,7 +461,7 @@ class SQLiteStore:
             row = con.execute(
                 "SELECT state FROM aioscheduler_jobs WHERE key = ?", (job.key,)
             ).fetchone()
-            if row is not None and row[0] in _LIVE:
+            if row is not None and row[0] in LIVE:
                 results.append("exists")
                 continue
             con.execute("DELETE FROM aioscheduler_jobs WHERE key = ?", (job.key,))
@@ -609,7 +582,7 @@ class SQLiteStore:
         # loop past its lease: that would run it twice.
         lost, self._lost_at_open = self._lost_at_open, []
         schedule_missed = self._fire_schedules(con, now)
-        if now - self._purged_at > _PURGE_EVERY_US:
+        if now - self._purged_at > PURGE_EVERY_US:
             self._purge(con, now)
         jobs: list[ClaimedJob] = []
         missed: list[JobRecord] = []
@@ -650,29 +623,11 @@ class SQLiteStore:
         )
 
     def _miss(self, con: sqlite3.Connection, row: Any, now: int) -> JobRecord:
-        late = (now - row[4]) / 1e6
-        error = f"started {late:.3f} s late, past misfire_grace={row[8]} s"
-        record = JobRecord(
-            key=row[1],
-            function=row[2],
-            arguments=row[3],
-            due=row[4],
-            state="missed",
-            attempt=row[6] - 1,
-            delivery=row[7],
-            misfire_grace=row[8],
-            schedule_id=row[9],
-            ready=row[5],
-            lease_owner=None,
-            lease_until=None,
-            finished=now,
-            result=None,
-            error=error,
-        )
+        record = missed_record(row, now)
         con.execute(
             "UPDATE aioscheduler_jobs SET attempt = attempt - 1 WHERE id = ?", (row[0],)
         )
-        self._end_row(con, row[1], "missed", None, error, now)
+        self._end_row(con, row[1], "missed", None, record.error, now)
         return record
 
     def _end_row(
@@ -697,48 +652,22 @@ class SQLiteStore:
     def _fire_schedules(self, con: sqlite3.Connection, now: int) -> dict[str, int]:
         """Add the runs of due durable schedules; return how many each missed."""
         rows = con.execute(
-            f"SELECT {_SCHEDULE_COLUMNS} FROM aioscheduler_schedules "
+            f"SELECT {SCHEDULE_COLUMNS} FROM aioscheduler_schedules "
             "WHERE next_fire IS NOT NULL AND next_fire <= ?",
             (now,),
         ).fetchall()
         missed_by_id: dict[str, int] = {}
         for row in rows:
-            s = _schedule_record(row)
-            assert s.next_fire is not None
-            try:
-                trigger = trigger_from_dict(json.loads(s.trigger))
-            except (ValueError, TypeError, KeyError) as exc:
-                # Written by a newer version, or a time zone this machine
-                # lacks: set it aside (kept, visible, not fired) rather than
-                # fail every claim of every worker.
-                error = f"cannot read its trigger: {exc}"
-                logger.warning(
-                    "durable schedule %r is set aside: %s; it keeps its row "
-                    "(python -m aioscheduler jobs schedules) and does not fire "
-                    "until added again",
-                    s.id,
-                    error,
-                )
+            s = schedule_record(row)
+            trigger = read_trigger(s)
+            if isinstance(trigger, str):
                 con.execute(
                     "UPDATE aioscheduler_schedules SET next_fire = NULL, error = ? "
                     "WHERE id = ?",
-                    (error, s.id),
+                    (trigger, s.id),
                 )
                 continue
-            runs_left = None if s.max_runs is None else s.max_runs - s.runs
-            plan = plan_fires(
-                s.id,
-                trigger,
-                next_fire=s.next_fire,
-                high_water=s.high_water,
-                now=now,
-                coalesce=s.coalesce,
-                max_catchup=s.max_catchup,
-                misfire_grace=s.misfire_grace,
-                jitter=s.jitter,
-                runs_left=runs_left,
-            )
-            assert plan is not None
+            plan = plan_schedule(s, trigger, now)
             skipped = 0
             fires = plan.runs
             if fires and s.overlap == "skip":
@@ -755,17 +684,7 @@ class SQLiteStore:
                     "ready, state, delivery, misfire_grace, schedule_id, created) "
                     "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) "
                     "ON CONFLICT (key) DO NOTHING",
-                    (
-                        f"{s.id}@{from_micros(fire).isoformat()}",
-                        s.function,
-                        s.arguments,
-                        fire,
-                        due,
-                        s.delivery,
-                        s.misfire_grace,
-                        s.id,
-                        now,
-                    ),
+                    run_values(s, fire, due, now),
                 )
             con.execute(
                 "UPDATE aioscheduler_schedules SET next_fire = ?, high_water = ?, "
@@ -909,9 +828,9 @@ class SQLiteStore:
 
         def body(con: sqlite3.Connection) -> JobRecord | None:
             row = con.execute(
-                f"SELECT {_JOB_COLUMNS} FROM aioscheduler_jobs WHERE key = ?", (key,)
+                f"SELECT {JOB_COLUMNS} FROM aioscheduler_jobs WHERE key = ?", (key,)
             ).fetchone()
-            return None if row is None else _job_record(row)
+            return None if row is None else job_record(row)
 
         return await self._call(self._read, body)
 
@@ -920,10 +839,10 @@ class SQLiteStore:
 
         def body(con: sqlite3.Connection) -> ScheduleRecord | None:
             row = con.execute(
-                f"SELECT {_SCHEDULE_COLUMNS} FROM aioscheduler_schedules WHERE id = ?",
+                f"SELECT {SCHEDULE_COLUMNS} FROM aioscheduler_schedules WHERE id = ?",
                 (id,),
             ).fetchone()
-            return None if row is None else _schedule_record(row)
+            return None if row is None else schedule_record(row)
 
         return await self._call(self._read, body)
 
@@ -952,7 +871,7 @@ class SQLiteStore:
             # A range, not LIKE: the prefix is data, with no wildcards.
             where.append("key >= ? AND key < ?")
             params += [key_prefix, key_prefix + "\U0010ffff"]
-        sql = f"SELECT {_JOB_COLUMNS} FROM aioscheduler_jobs"
+        sql = f"SELECT {JOB_COLUMNS} FROM aioscheduler_jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY due, id"
@@ -961,7 +880,7 @@ class SQLiteStore:
             params.append(limit)
 
         def body(con: sqlite3.Connection) -> list[JobRecord]:
-            return [_job_record(row) for row in con.execute(sql, params)]
+            return [job_record(row) for row in con.execute(sql, params)]
 
         return await self._call(self._read, body)
 
@@ -970,10 +889,9 @@ class SQLiteStore:
 
         def body(con: sqlite3.Connection) -> list[ScheduleRecord]:
             return [
-                _schedule_record(row)
+                schedule_record(row)
                 for row in con.execute(
-                    f"SELECT {_SCHEDULE_COLUMNS} FROM aioscheduler_schedules "
-                    "ORDER BY id"
+                    f"SELECT {SCHEDULE_COLUMNS} FROM aioscheduler_schedules ORDER BY id"
                 )
             ]
 
@@ -995,14 +913,7 @@ class SQLiteStore:
             schedules = con.execute(
                 "SELECT COUNT(*) FROM aioscheduler_schedules"
             ).fetchone()[0]
-            return {
-                "counts": counts,
-                "schedules": schedules,
-                "next_due": self._next_due(con),
-                "oldest_overdue": oldest
-                if oldest is not None and oldest <= now
-                else None,
-            }
+            return stats_dict(counts, schedules, self._next_due(con), oldest, now)
 
         return await self._call(self._read, body)
 
@@ -1018,18 +929,6 @@ class SQLiteStore:
 
 def _now_us() -> int:
     return time.time_ns() // 1000
-
-
-def _job_record(row: Any) -> JobRecord:
-    return JobRecord(*row)
-
-
-def _record_dict(record: JobRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__slots__}
-
-
-def _schedule_record(row: Any) -> ScheduleRecord:
-    return ScheduleRecord(*row)
 
 
 def _lock(path: Path) -> int:
