@@ -41,6 +41,7 @@ Real time on a shared machine: read medians of several runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -54,7 +55,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,7 +69,7 @@ Result = dict[str, Any]
 FUNCTION = "benchmarks.postgres:job"
 ROOT = Path(__file__).parent.parent
 DSN_ENV = "AIOSCHEDULER_BENCH_DSN"
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 DB_NOW = "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 #: The floor's claim size (the feeder's CLAIM_BATCH).
@@ -106,7 +107,7 @@ async def _ours(dsn: str, schema: str, lease: float, out: Path) -> None:
         print("ready", flush=True)
         await anyio.to_thread.run_sync(_stdin_closed)
         await s.aclose()
-    out.write_text(
+    await anyio.Path(out).write_text(
         json.dumps([[key, _micros(start), _micros(due)] for key, start, due in ran])
     )
 
@@ -330,9 +331,7 @@ class Bench:
         lead = 3.0 + 1.0 * workers  # the processes start meanwhile
         first_due = self.db_now() + round(lead * 1e6)
         self.move_due(schema, first_due)
-        procs = [
-            self.spawn(kind, backends[w], schema, lease) for w in range(workers)
-        ]
+        procs = [self.spawn(kind, backends[w], schema, lease) for w in range(workers)]
         try:
             for w in procs:
                 assert w.proc.stdout is not None
@@ -383,7 +382,7 @@ class Bench:
                     continue
                 if w.proc.wait(timeout=120):
                     raise RuntimeError(f"a {kind} worker failed")
-                records += [tuple(r) for r in json.loads(w.out.read_text())]  # type: ignore[misc]
+                records += [(k, s, d) for k, s, d in json.loads(w.out.read_text())]
         finally:
             for w in procs:
                 if w.proc.poll() is None:
@@ -397,10 +396,8 @@ class Bench:
 
 
 def _close(stream: IO[bytes]) -> None:
-    try:
+    with contextlib.suppress(OSError):
         stream.close()
-    except OSError:
-        pass
 
 
 def _measure(
@@ -438,7 +435,7 @@ def _measure(
     return outcome
 
 
-# -- workloads --------------------------------------------------------------------------
+# -- workloads ------------------------------------------------------------------
 
 
 def _median(values: Sequence[float]) -> float:
@@ -576,9 +573,7 @@ def run_p1(
     return rows, all_ours
 
 
-def run_p2(
-    bench: Bench, sustained: float, seconds: float, repeat: int
-) -> list[Result]:
+def run_p2(bench: Bench, sustained: float, seconds: float, repeat: int) -> list[Result]:
     rate = sustained / 2
     n = round(rate * seconds)
     ours: list[Outcome] = []
