@@ -134,6 +134,16 @@ _CLAIMED_COLUMNS: Final = (
     "j.misfire_grace, j.schedule_id"
 )
 _LIVE: Final = ("pending", "running")
+# A batch of tokens (unnest ... AS t(id, owner, attempt)) matched to their rows.
+# "(state = 'running') IS TRUE", not "state = 'running'": the same test, but
+# one the planner cannot match to the partial index jobs_lease. Otherwise,
+# with statistics that count few running rows (taken while idle), it scans
+# that index (every running row, and the dead entries of all the jobs run
+# since the last vacuum) for each token: 15-65 ms per batch instead of 0.5.
+_TOKEN_FENCE: Final = (
+    "j.id = t.id AND j.lease_owner = t.owner AND j.attempt = t.attempt "
+    "AND (j.state = 'running') IS TRUE"
+)
 _PURGE_EVERY_US: Final = 60_000_000
 # The server's clock in microseconds since the epoch, never rounded up (a
 # claim must not see a time ahead of the server's).
@@ -947,9 +957,8 @@ class PostgresStore:
             rows = con.execute(
                 f"UPDATE {self._s}.jobs j SET lease_until = %s "
                 "FROM unnest(%s::bigint[], %s::text[], %s::int[]) "
-                "AS t(id, owner, attempt) WHERE j.id = t.id "
-                "AND j.lease_owner = t.owner AND j.attempt = t.attempt "
-                "AND j.state = 'running' RETURNING j.id, j.lease_owner, j.attempt",
+                f"AS t(id, owner, attempt) WHERE {_TOKEN_FENCE} "
+                "RETURNING j.id, j.lease_owner, j.attempt",
                 (
                     until,
                     [t.id for t in tokens],
@@ -989,10 +998,7 @@ class PostgresStore:
                 kind = "end"
             groups.setdefault(kind, []).append(i)
         tokens = "unnest(%s::bigint[], %s::text[], %s::int[]) AS t(id, owner, attempt)"
-        fence = (
-            "j.id = t.id AND j.lease_owner = t.owner AND j.attempt = t.attempt "
-            "AND j.state = 'running'"
-        )
+        fence = _TOKEN_FENCE
         held = [False] * len(results)
         for kind, indexes in groups.items():
             fenced = [results[i].token for i in indexes]
