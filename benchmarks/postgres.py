@@ -2,7 +2,7 @@
 raw psycopg floor.
 
     python -m benchmarks.postgres [--quick] [--repeat R] [--json out.json]
-                                  [--only P1,P2,P3] [--no-fsync]
+                                  [--only P1,P1B,P2,P3] [--no-fsync]
 
 Starts its own throwaway PostgreSQL cluster (``initdb`` into a temporary
 directory, ``pg_ctl`` on 127.0.0.1 and a free port, ``fsync`` on; see
@@ -22,6 +22,8 @@ P1. 1, 2 and 4 worker processes (asyncio; asyncio + trio; 2 + 2), each a
     200,000 jobs due evenly over 20 s: jobs/s (jobs / (last start - first
     due)), lateness p50 / p99 / max, and duplicates and losses (keys run
     more than once, or never: both must be 0).
+P1b. Capacity: 4 workers, the 200,000 jobs all due at once (the P1 rates
+    are capped by the 10,000/s offered): jobs / (last start - due).
 P2. p99 lateness with 4 workers at half the rate they sustained in P1.
 P3. 4 workers (lease 5 s), one killed with SIGKILL halfway: the time from
     the kill until every job it held a lease on has started in another
@@ -579,6 +581,29 @@ def run_p1(
     return rows, all_ours
 
 
+def run_capacity(bench: Bench, n: int, repeat: int) -> list[Result]:
+    """P1b: every job due at once: how fast 4 workers drain them."""
+    ours: list[Outcome] = []
+    floor: list[Outcome] = []
+    for _ in range(repeat):
+        o, f = pair(bench, 4, n, 0.0)
+        ours.append(o)
+        floor.append(f)
+        if o.duplicates or o.missing or f.duplicates or f.missing:
+            raise AssertionError("P1b: duplicates or losses")
+    rate = [o.rate for o in ours]
+    return [
+        _row(
+            f"P1b 4 workers, {n:,} jobs due at once: jobs/s (capacity)",
+            rate,
+            [f.rate for f in floor],
+            "jobs/s",
+            "≥ 10,000/s",
+            _median(rate) >= 10_000,
+        )
+    ]
+
+
 def run_p2(bench: Bench, sustained: float, seconds: float, repeat: int) -> list[Result]:
     rate = sustained / 2
     n = round(rate * seconds)
@@ -706,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--repeat", "-r", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--only", default="P1,P2,P3")
+    parser.add_argument("--only", default="P1,P1B,P2,P3")
     parser.add_argument(
         "--no-fsync", action="store_true", help="run the server with fsync off"
     )
@@ -753,6 +778,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"  P1 done in {time.perf_counter() - begin:.1f} s", flush=True)
                 rows += p1_rows if "P1" in only else []
                 sustained = _median([o.rate for o in ours[4]])
+            if "P1B" in only:
+                begin = time.perf_counter()
+                rows += run_capacity(bench, n, repeat)
+                print(f"  P1b done in {time.perf_counter() - begin:.1f} s", flush=True)
             if "P2" in only:
                 begin = time.perf_counter()
                 rows += run_p2(bench, sustained, seconds, repeat)
