@@ -544,7 +544,9 @@ def run_p1(
         missing += sum(o.missing for o in ours + floor)
         label = f"P1 {workers} worker{'s' if workers > 1 else ''}"
         rate = [o.rate for o in ours]
-        target = "≥ 10,000/s" if workers == 4 else "—"
+        # Capped by the rate offered (n over seconds): the target of 10,000/s
+        # is judged on P1b's capacity.
+        target = "—"
         rows.append(
             _row(
                 f"{label}, {n:,} jobs over {seconds:g} s: jobs/s",
@@ -552,7 +554,7 @@ def run_p1(
                 [f.rate for f in floor],
                 "jobs/s",
                 target,
-                _median(rate) >= 10_000 if workers == 4 else None,
+                None,
             )
         )
         for name in ("p50", "p99", "max"):
