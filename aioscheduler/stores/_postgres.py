@@ -142,6 +142,16 @@ _CLAIMED_COLUMNS: Final = (
     "j.id, j.key, j.function, j.arguments, j.due, j.ready, j.attempt, j.delivery, "
     "j.misfire_grace, j.schedule_id"
 )
+# A batch of tokens (unnest ... AS t(id, owner, attempt)) matched to their rows.
+# "(state = 'running') IS TRUE", not "state = 'running'": the same test, but
+# one the planner cannot match to the partial index jobs_lease. Otherwise,
+# with statistics that count few running rows (taken while idle), it scans
+# that index (every running row, and the dead entries of all the jobs run
+# since the last vacuum) for each token: 15-65 ms per batch instead of 0.5.
+_TOKEN_FENCE: Final = (
+    "j.id = t.id AND j.lease_owner = t.owner AND j.attempt = t.attempt "
+    "AND (j.state = 'running') IS TRUE"
+)
 # The server's clock in microseconds since the epoch, never rounded up (a
 # claim must not see a time ahead of the server's).
 _DB_NOW: Final = "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
@@ -942,9 +952,8 @@ class PostgresStore:
             rows = con.execute(
                 f"UPDATE {self._s}.jobs j SET lease_until = %s "
                 "FROM unnest(%s::bigint[], %s::text[], %s::int[]) "
-                "AS t(id, owner, attempt) WHERE j.id = t.id "
-                "AND j.lease_owner = t.owner AND j.attempt = t.attempt "
-                "AND j.state = 'running' RETURNING j.id, j.lease_owner, j.attempt",
+                f"AS t(id, owner, attempt) WHERE {_TOKEN_FENCE} "
+                "RETURNING j.id, j.lease_owner, j.attempt",
                 (
                     until,
                     [t.id for t in tokens],
@@ -974,38 +983,64 @@ class PostgresStore:
     def _finish(
         self, con: psycopg.Connection[Any], results: Sequence[Finished], now: int
     ) -> list[bool]:
+        """Record *results*: one statement per kind of ending (not one per
+        job: a claim often carries hundreds), each fenced on (id, owner,
+        attempt); ``False`` where the lease was lost."""
         s = self._s
-        held: list[bool] = []
-        where = "id = %s AND lease_owner = %s AND attempt = %s AND state = 'running'"
-        for r in results:
-            t = r.token
-            fence = (t.id, t.owner, t.attempt)
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(results):
             state = r.state
             keep = self._keep_done_us if state == "done" else self._keep_failed_us
-            if state == "released":
-                count = con.execute(
-                    f"UPDATE {s}.jobs SET state = 'pending', lease_owner = NULL, "
-                    f"lease_until = NULL, attempt = attempt - 1 WHERE {where}",
-                    fence,
-                ).rowcount
-            elif state == "interrupted":
-                count = con.execute(
-                    f"UPDATE {s}.jobs SET state = 'pending', lease_owner = NULL, "
-                    f"lease_until = NULL WHERE {where}",
-                    fence,
-                ).rowcount
+            kind: str
+            if state in ("released", "interrupted"):
+                kind = state
             elif state == "cancelled" or keep is None:
-                count = con.execute(
-                    f"DELETE FROM {s}.jobs WHERE {where}", fence
-                ).rowcount
+                kind = "delete"
             else:
-                count = con.execute(
-                    f"UPDATE {s}.jobs SET state = %s, finished = %s, result = %s, "
-                    "error = %s, lease_owner = NULL, lease_until = NULL "
-                    f"WHERE {where}",
-                    (state, now, r.result, r.error, *fence),
-                ).rowcount
-            held.append(bool(count))
+                kind = "end"
+            groups.setdefault(kind, []).append(i)
+        tokens = "unnest(%s::bigint[], %s::text[], %s::int[]) AS t(id, owner, attempt)"
+        fence = _TOKEN_FENCE
+        held = [False] * len(results)
+        for kind, indexes in groups.items():
+            fenced = [results[i].token for i in indexes]
+            params: tuple[Any, ...] = (
+                [t.id for t in fenced],
+                [t.owner for t in fenced],
+                [t.attempt for t in fenced],
+            )
+            if kind == "delete":
+                sql = f"DELETE FROM {s}.jobs j USING {tokens} WHERE {fence}"
+            elif kind == "released":
+                sql = (
+                    f"UPDATE {s}.jobs j SET state = 'pending', lease_owner = NULL, "
+                    f"lease_until = NULL, attempt = j.attempt - 1 FROM {tokens} "
+                    f"WHERE {fence}"
+                )
+            elif kind == "interrupted":
+                sql = (
+                    f"UPDATE {s}.jobs j SET state = 'pending', lease_owner = NULL, "
+                    f"lease_until = NULL FROM {tokens} WHERE {fence}"
+                )
+            else:
+                sql = (
+                    f"UPDATE {s}.jobs j SET state = t.state, finished = %s, "
+                    "result = t.result, error = t.error, lease_owner = NULL, "
+                    "lease_until = NULL FROM unnest(%s::bigint[], %s::text[], "
+                    "%s::int[], %s::text[], %s::text[], %s::text[]) "
+                    "AS t(id, owner, attempt, state, result, error) "
+                    f"WHERE {fence}"
+                )
+                params = (
+                    now,
+                    *params,
+                    [results[i].state for i in indexes],
+                    [results[i].result for i in indexes],
+                    [results[i].error for i in indexes],
+                )
+            recorded = {row[0] for row in con.execute(sql + " RETURNING j.id", params)}
+            for i in indexes:
+                held[i] = results[i].token.id in recorded
         return held
 
     async def release(
