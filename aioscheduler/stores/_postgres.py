@@ -215,9 +215,12 @@ class PostgresStore:
     .. versionadded:: 2.0
     """
 
-    #: Leases of a live worker can lapse here (other workers then claim its
-    #: jobs): a worker that cannot renew in time cancels its own runs.
-    expires_leases = True
+    @property
+    def expires_leases(self) -> bool:
+        """``True``: leases of a live worker can lapse here (other workers
+        then claim its jobs), so a worker that cannot renew in time cancels
+        its own runs."""
+        return True
 
     def __init__(
         self,
