@@ -51,6 +51,10 @@ logger = logging.getLogger("aioscheduler")
 LEASE: Final = 30.0
 #: At most this many jobs per claim.
 CLAIM_BATCH: Final = 256
+#: After a store failure the feeder tries again after 0.5 s, 1 s, 2 s ... at
+#: most this.
+STORE_RETRY_MIN: Final = 0.5
+STORE_RETRY_MAX: Final = 30.0
 #: An unknown function's jobs are retried after 1 s, 2 s, 4 s ... at most this.
 UNKNOWN_BACKOFF_MAX: Final = 300.0
 
@@ -383,7 +387,7 @@ class DurableRuntime:
         self.store = store
         self.link = link_of(store)
         self.limit = limit
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.owner = _new_owner()
         self.closing = False
         self.claiming = True
         # Whether the store keeps results: if not, none is encoded.
@@ -402,6 +406,7 @@ class DurableRuntime:
         self._unknown: dict[str, int] = {}  # function name -> retries so far
         self._slot_watch = _SlotWatch(self)
         self._hinted = False  # another process added a job due soon
+        self._store_failures = 0  # claims failed in a row (see STORE_RETRY_*)
         # Running jobs' leases: held until this loop time (see _watch_leases).
         self._held_until: dict[ClaimToken, float] = {}
         self._some_running = anyio.Event()
@@ -517,6 +522,7 @@ class DurableRuntime:
             self._hinted = False
             # Shielded: jobs claimed must be started (or given back), not
             # left leased to us until a restart.
+            failed: StoreError | None = None
             with anyio.CancelScope(shield=True):
                 try:
                     claim = await store.claim(
@@ -526,10 +532,38 @@ class DurableRuntime:
                         lease=self.lease,
                         finished=finished,
                     )
+                except StoreError as exc:
+                    # The store failed (the database went away, the disk is
+                    # full): nothing was recorded or claimed. Keep the
+                    # outcomes, wait, and try again; the running jobs go on
+                    # (on a shared store, past their lease they are the
+                    # watchdog's).
+                    self.finished[:0] = finished
+                    failed = exc
                 except BaseException:
                     # Nothing was recorded: close() records them.
                     self.finished[:0] = finished
                     raise
+            if failed is not None:
+                # A claim whose connection died may have committed all the
+                # same: its jobs would be leased to us, unknown to us, and a
+                # worker never expires its own leases. Claim under a new
+                # name from now on, so that those leases lapse and are
+                # resolved like any dead worker's (running jobs keep their
+                # tokens, old name included).
+                self.owner = _new_owner()
+                backoff = min(
+                    STORE_RETRY_MIN * 2**self._store_failures, STORE_RETRY_MAX
+                )
+                self._store_failures += 1
+                logger.warning(
+                    "the store failed (%s); trying again in %.1f s", failed, backoff
+                )
+                await anyio.sleep(backoff)
+                continue
+            if self._store_failures:
+                logger.warning("the store works again")
+                self._store_failures = 0
             self._report(
                 claim.missed, claim.lost, claim.rejected, claim.schedule_missed
             )
@@ -640,10 +674,16 @@ class DurableRuntime:
     async def _renew(self) -> None:
         tokens = list(self.running)
         asked_at = self.scheduler._clock()
-        with anyio.CancelScope(shield=True):
-            held = await self.store.extend(
-                tokens, now=self.wall_now(), lease=self.lease
-            )
+        try:
+            with anyio.CancelScope(shield=True):
+                held = await self.store.extend(
+                    tokens, now=self.wall_now(), lease=self.lease
+                )
+        except StoreError as exc:
+            # Tried again at the next round; if the lease lapses meanwhile,
+            # the watchdog (shared stores) stops the runs.
+            logger.warning("renewing the leases failed: %s", exc)
+            return
         for token in held:
             if token in self._held_until:
                 self._held_until[token] = asked_at + self.lease
@@ -778,6 +818,11 @@ class DurableRuntime:
                 Finished(token, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
             )
         self._poke()
+
+
+def _new_owner() -> str:
+    """A name for this worker's claims: host, process, and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def _json_or_none(value: Any) -> str | None:

@@ -184,24 +184,27 @@ class FailingClaimStore(InlineSQLiteStore):
         )
 
 
-async def test_outcomes_of_a_failed_claim_are_recorded_at_close(
-    tmp_path: Path,
+async def test_a_failed_claim_is_tried_again_and_keeps_its_outcomes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The claim that would record a job's outcome fails: the scheduler
-    # stops, and its close must still record the outcome, or the job that
-    # ended runs again after a restart (an at-most-once one: lost).
+    # The claim that would record a job's outcome fails (a full disk, the
+    # database gone for a moment): the scheduler goes on, tries again after
+    # a backoff, and the outcome it carried is recorded then, or the job
+    # that ended would run again after a restart (an at-most-once one: lost).
     RAN.clear()
     path = tmp_path / "jobs.db"
     store = FailingClaimStore(path)
-    with pytest.RaisesGroup(
-        pytest.RaisesExc(StoreError, match="disk I/O"), flatten_subgroups=True
-    ):
-        async with TimedScheduler(store=store) as s:
-            await s.durable_start_after(1, quick, "a", key="k")
-            await anyio.sleep(5)
+    async with TimedScheduler(store=store) as s:
+        await s.durable_start_after(1, quick, "a", key="k")
+        await s.durable_start_after(3, quick, "b", key="k2")
+        await anyio.sleep(5)
     assert store.failed
-    assert RAN == ["a"]
+    assert RAN == ["a", "b"]  # the scheduler went on
     assert await _record(path, "k") is None  # done: deleted
+    assert await _record(path, "k2") is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("the store failed" in m and "trying again" in m for m in messages)
+    assert "the store works again" in messages
 
 
 SIGNALS: dict[str, anyio.Event] = {}

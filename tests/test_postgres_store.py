@@ -497,3 +497,30 @@ def test_without_psycopg_the_error_says_how_to_get_it(
         PostgresStore("postgresql://u@127.0.0.1/db")
     with pytest.raises(ImportError, match=r"aioscheduler\[postgres\]"):
         TimedScheduler(store="postgres://u@127.0.0.1/db")
+
+
+async def test_the_server_dropping_every_connection_loses_nothing(
+    postgres_cluster: Cluster, postgres_dsn: str, schema: str
+) -> None:
+    # What a database restart or a failover looks like to a worker: the
+    # server ends its connections. The worker goes on (the store connects
+    # again; a failed claim is tried again after a backoff), and every job
+    # runs, none twice.
+    ran.clear()
+    store = PostgresStore(postgres_dsn, schema=schema, lease=3, poll_interval=0.2)
+    async with TimedScheduler(store=store) as s:
+        for i in range(40):
+            await s.durable_start_after(0.05 * i, record, i, key=f"d{i}")
+        await ran_at_least(10).wait()
+        postgres_cluster.psql_admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{DATABASE}' AND application_name = 'aioscheduler' "
+            "AND pid <> pg_backend_pid()"
+        )
+        with anyio.fail_after(60):
+            await ran_at_least(40).wait()
+    keys = [key for key, _ in ran]
+    assert sorted(set(keys)) == sorted(f"d{i}" for i in range(40))
+    # A job whose claim or outcome was cut off runs again, at most once
+    # more, as a rerun (at-least-once); none is lost.
+    assert len(keys) - len(set(keys)) <= 2, sorted(keys)
