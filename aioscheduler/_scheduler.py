@@ -253,7 +253,11 @@ class BaseScheduler(Hosted):
             before = time.monotonic()
             wall = wall_clock()
             after = time.monotonic()
-        offset = self._offset_base + wall - (before + after) / 2
+        # In whole microseconds, a datetime's resolution: loop times (a
+        # virtual clock's are often in microseconds) plus the offset then
+        # give the same datetime for the same instant, not one a
+        # microsecond off by the offset's rounding.
+        offset = round(self._offset_base + wall - (before + after) / 2, 6)
         if abs(offset - self._wall_offset) > _OFFSET_NOISE:
             self._wall_offset = offset
         return self._wall_offset
