@@ -112,7 +112,7 @@ class ScopedJobs(Engine):
             host._job_failed(task, exc)
             return
         except BaseException as exc:
-            if isinstance(exc, self._cancelled_exc):
+            if self._is_cancellation(exc):
                 host._job_cancelled(task)
                 if not scope.cancel_called and self._stray_cancel():
                     # The job raised the cancellation exception without
@@ -124,6 +124,14 @@ class ScopedJobs(Engine):
                 host._job_failed(task, exc)
             raise
         host._job_finished(task, value)
+
+    def _is_cancellation(self, exc: BaseException) -> bool:
+        # A job cancelled inside a nursery of its own ends with a group of
+        # the nursery's Cancelled exceptions (Trio): cancelled all the same.
+        cancelled = self._cancelled_exc
+        if isinstance(exc, BaseExceptionGroup):
+            return exc.split(cancelled)[1] is None
+        return isinstance(exc, cancelled)
 
     def cancel_job(self, task: Task) -> None:
         if task is self._inline:

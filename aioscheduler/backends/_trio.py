@@ -3,8 +3,9 @@
 The native engine exists for speed, as on asyncio: since AnyIO 4.14 every
 ``TaskGroup.start_soon`` also makes a task handle with its own cancel scope
 and event, which doubles the cost of starting a job on Trio. Here each job
-is one ``nursery.start_soon`` and one ``trio.CancelScope``, with the same
-semantics as the portable engine.
+is one ``nursery.start_soon``, and gets a ``trio.CancelScope`` of its own
+only if it is cancelled alone, with the same semantics as the portable
+engine.
 """
 
 from __future__ import annotations
@@ -13,18 +14,126 @@ import math
 import sys
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
 from ._anyio import AnyioEngine, ScopedJobs
 from ._interface import Engine, JobHost, LoopBinding
 
+if TYPE_CHECKING:
+    from aioscheduler._task import Task
+
 __all__ = ["TrioBinding", "TrioEngine", "current_binding"]
 
 
+# What a late-scoped job's runner holds before the job has a Trio task.
+_NOT_STARTED = object()
+_CANCELLED_EARLY = object()
+
+
+class _NeverCancelled:
+    """Stands in for the scope of a job that has none (yet)."""
+
+    cancel_called = False
+
+
+_NEVER_CANCELLED = _NeverCancelled()
+
+
+def _late_scope(runner: Any, around: trio.CancelScope) -> trio.CancelScope:
+    """Return a cancel scope that *runner* is inside as if it had entered it first.
+
+    *runner* is the Trio task of a job started in the nursery whose scope is
+    *around*. The new scope's cancel status goes between the nursery's and
+    the outermost one the job has entered itself (its own scopes and
+    nurseries stay inside it, as they would have), or becomes the task's
+    own if the job is in none. Trio's ``TaskStatus.started()`` moves cancel
+    statuses between nurseries the same way. This reaches into Trio's
+    private cancel-status tree: :func:`_late_scopes_work` checks, once per
+    process, that it behaves as this expects.
+    """
+    from trio._core._run import CancelStatus
+
+    base = around._cancel_status
+    scope = trio.CancelScope()
+    status = CancelStatus(scope=scope, parent=base)
+    scope._cancel_status = status
+    scope._has_been_entered = True
+    current = runner._cancel_status
+    if current is base:
+        runner._activate_cancel_status(status)
+    else:
+        while current.parent is not base:
+            current = current.parent
+            if current is None:
+                status.parent = None
+                raise RuntimeError(
+                    f"cannot cancel {runner!r} alone: its cancel scopes are "
+                    "not nested inside the scheduler's nursery"
+                )
+        current.parent = status
+    return scope
+
+
+_late_scopes_checked: bool | None = None
+
+
+def _late_scopes_work() -> bool:
+    """Return ``True`` if :func:`_late_scope` behaves as it must on this Trio.
+
+    Checked once per process, in the calling task, without a checkpoint (so
+    no cancellation can land): a late scope around the task alone, and one
+    slid under a scope the task is already in, must each become the
+    task's cancel status or the inner one's parent, cancel what is inside
+    it, and leave as ``with`` would have.
+    """
+    global _late_scopes_checked
+    if _late_scopes_checked is None:
+        try:
+            _late_scopes_checked = _check_late_scopes()
+        except Exception:
+            _late_scopes_checked = False
+    return _late_scopes_checked
+
+
+def _check_late_scopes() -> bool:
+    task = trio.lowlevel.current_task()
+    # Every step runs whatever an earlier one found, so that the scopes
+    # are always left in order.
+    checks = []
+    with trio.CancelScope() as outer:  # noqa: ASYNC100 (no checkpoint, on purpose)
+        base = task._cancel_status
+        alone = _late_scope(task, outer)
+        checks.append(task._cancel_status is alone._cancel_status)
+        alone.cancel()
+        checks.append(task._cancel_status.effectively_cancelled)
+        alone.__exit__(None, None, None)
+        checks.append(task._cancel_status is base)
+        with trio.CancelScope():  # noqa: ASYNC100
+            inner_status = task._cancel_status
+            under = _late_scope(task, outer)
+            checks.append(inner_status.parent is under._cancel_status)
+            under.cancel()
+            checks.append(inner_status.effectively_cancelled)
+        checks.append(task._cancel_status is under._cancel_status)
+        under.__exit__(None, None, None)
+        checks.append(task._cancel_status is base)
+        checks.append(not base.effectively_cancelled)
+    return all(checks) and not outer.cancel_called
+
+
 class TrioEngine(ScopedJobs):
-    """Runs jobs in a Trio nursery, each in its own cancel scope."""
+    """Runs jobs in a Trio nursery; each gets a cancel scope when cancelled.
+
+    Entering and leaving a ``trio.CancelScope`` costs more than everything
+    else a started job costs Trio, and almost no job is ever cancelled alone.
+    So a spawned job runs straight in the nursery, and only
+    :meth:`cancel_job` gives it a scope of its own (see :func:`_late_scope`),
+    which the job's runner then leaves as ``with`` would have. Where this
+    Trio's internals do not behave as :func:`_late_scopes_work` expects,
+    every job gets its scope up front, as on the portable engine.
+    """
 
     _cancelled_exc = trio.Cancelled
 
@@ -33,6 +142,12 @@ class TrioEngine(ScopedJobs):
         self._scopes = {}
         self._nursery_manager = trio.open_nursery()
         self._wakeup: trio.Event | None = None
+        # With late scopes: each spawned job's Trio task while it runs (or
+        # _NOT_STARTED / _CANCELLED_EARLY before it does) ...
+        self._runners: dict[Task, Any] = {}
+        # ... and the scope cancel_job gave it, if any.
+        self._late_scopes: dict[Task, trio.CancelScope] = {}
+        self._late = _late_scopes_work()
 
     async def __aenter__(self) -> TrioEngine:
         self._group = await self._nursery_manager.__aenter__()
@@ -47,6 +162,49 @@ class TrioEngine(ScopedJobs):
         # True when the nursery's own (cancelled) scope caught the
         # Cancelled that closing sent through the serving task.
         return bool(await self._nursery_manager.__aexit__(exc_type, exc, tb))
+
+    def spawn(self, task: Task) -> None:
+        if self._late:
+            self._runners[task] = _NOT_STARTED
+            self._group.start_soon(self._run_unscoped, task)
+        else:
+            super().spawn(task)
+
+    async def _run_unscoped(self, task: Task) -> None:
+        runners = self._runners
+        if runners[task] is _CANCELLED_EARLY or self._all_cancelled:
+            del runners[task]
+            self._host._job_cancelled(task)
+            return
+        runners[task] = trio.lowlevel.current_task()
+        try:
+            await self._step(task, _NEVER_CANCELLED)
+        except BaseException as exc:
+            del runners[task]
+            scope = self._late_scopes.pop(task, None)
+            # As leaving ``with scope:`` would: swallow its own Cancelled.
+            if scope is None or not scope.__exit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            del runners[task]
+            scope = self._late_scopes.pop(task, None)
+            if scope is not None:
+                scope.__exit__(None, None, None)
+
+    def cancel_job(self, task: Task) -> None:
+        runner = self._runners.get(task) if self._late else None
+        if runner is None or task is self._inline:
+            super().cancel_job(task)
+        elif runner is _NOT_STARTED or runner is _CANCELLED_EARLY:
+            self._runners[task] = _CANCELLED_EARLY
+        else:
+            scope = self._late_scopes.get(task)
+            if scope is None:
+                nursery = cast("trio.Nursery", self._group)
+                scope = self._late_scopes[task] = _late_scope(
+                    runner, nursery.cancel_scope
+                )
+            scope.cancel()
 
     async def sleep_until(self, deadline: float | None) -> None:
         wakeup = self._wakeup = trio.Event()
