@@ -46,18 +46,35 @@ def w1_low_seconds(n: int) -> float:
     return 10.0 + n * 10e-6
 
 
+#: A contended run's set-up gets about half a core (``benchmarks/_contend.py``)
+#: and must still end before the first deadline: its leads allow this many
+#: times the time per job.
+CONTENDED_LEAD = 2.5
+_lead_scale = 1.0
+
+
+def scale_leads(factor: float) -> None:
+    """Multiply the per-job part of every set-up lead of this process by *factor*.
+
+    The worker of a contended run calls it (with :data:`CONTENDED_LEAD`)
+    before the run; each run is a process of its own.
+    """
+    global _lead_scale
+    _lead_scale = factor
+
+
 def burst_lead(n: int, per_job: float = 10e-6) -> float:
     """Seconds from the W2 set-up to the due instant: room to schedule *n*.
 
     A baseline whose set-up costs more than 10 µs a job passes its own
     *per_job*; ``setup_overran`` in the figures tells if it was not enough.
     """
-    return 0.25 + n * per_job
+    return 0.25 + n * per_job * _lead_scale
 
 
 def steady_lead(n: int, per_job: float = 10e-6) -> float:
     """Seconds from the W3/W4 set-up to the first deadline (see :func:`burst_lead`)."""
-    return 0.5 + n * per_job
+    return 0.5 + n * per_job * _lead_scale
 
 
 def random_offsets(n: int, seed: int) -> list[float]:
