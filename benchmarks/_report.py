@@ -8,6 +8,7 @@ import statistics
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ._common import CONTENDED_LEAD
 from ._plan import (
     AIOSCHEDULER,
     ASYNCIO_FLOOR,
@@ -825,7 +826,8 @@ _METHOD = [
     "arithmetic and SHA-256 on a `random.Random(seed)` stream), started "
     "before the run and killed after it, both pinned to the same core "
     "(`os.sched_setaffinity`), so that the run gets about half a core on any "
-    "machine",
+    f"machine; the per-job part of its set-up lead is {CONTENDED_LEAD:g}{X} as "
+    "long, so that its set-up still ends before the first deadline",
     "**W7**: N jobs started (`start_after(0, ...)`), each waits on the "
     "loop's own `Event`; from `event.set()` until the scheduler's `join()` "
     "returns (floors: until the last job ends), over N",
