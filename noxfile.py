@@ -179,7 +179,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=None, default=False)
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks (< 15 min): `nox -s bench -- <options>`, e.g. `-- --quick`.
+    """Run the benchmarks (< 25 min): `nox -s bench -- <options>`, e.g. `-- --quick`.
 
     The suite is ``benchmarks/`` in this tree (not part of the package).
     aioscheduler 1.4.2, a baseline, is installed by the benchmarks themselves

@@ -46,18 +46,59 @@ def w1_low_seconds(n: int) -> float:
     return 10.0 + n * 10e-6
 
 
+#: A contended run's set-up gets about half a core (``benchmarks/_contend.py``)
+#: and must still end before the first deadline: its leads allow this many
+#: times the time per job.
+CONTENDED_LEAD = 2.5
+_lead_scale = 1.0
+
+
+def scale_leads(factor: float) -> None:
+    """Multiply the per-job part of every set-up lead of this process by *factor*.
+
+    The worker of a contended run calls it (with :data:`CONTENDED_LEAD`)
+    before the run; each run is a process of its own.
+    """
+    global _lead_scale
+    _lead_scale = factor
+
+
 def burst_lead(n: int, per_job: float = 10e-6) -> float:
     """Seconds from the W2 set-up to the due instant: room to schedule *n*.
 
     A baseline whose set-up costs more than 10 µs a job passes its own
     *per_job*; ``setup_overran`` in the figures tells if it was not enough.
     """
-    return 0.25 + n * per_job
+    return 0.25 + n * per_job * _lead_scale
 
 
 def steady_lead(n: int, per_job: float = 10e-6) -> float:
     """Seconds from the W3/W4 set-up to the first deadline (see :func:`burst_lead`)."""
-    return 0.5 + n * per_job
+    return 0.5 + n * per_job * _lead_scale
+
+
+def random_offsets(n: int, seed: int) -> list[float]:
+    """W3 ``random``: *n* deadlines in seconds after the base, in scheduling order.
+
+    Drawn uniformly over ``[0, SPREAD_S)`` from the repetition's *seed*, so
+    every implementation gets the same deadlines, and, unlike the evenly
+    spaced ``steady`` variant, clusters and gaps happen, as with independent
+    arrivals. Job *i* is due at the base plus the *i*-th offset; the
+    jobs are scheduled in that (random) order, as real jobs arrive.
+    """
+    rng = random.Random(seed + 3)  # not the seed W1/W4 draw their pools from
+    spread = SPREAD_S
+    draw = rng.random
+    return [draw() * spread for _ in range(n)]
+
+
+def w3_offsets(variant: str, n: int, seed: int) -> list[float]:
+    """W3's deadlines in seconds after its base, for ``steady`` or ``random``."""
+    if variant == "random":
+        return random_offsets(n, seed)
+    if variant == "steady":
+        return [SPREAD_S * i / n for i in range(n)]
+    raise ValueError(f"W3 has no variant {variant!r}")
 
 
 def far_offsets(rng: random.Random, low: float, high: float = 3600.0) -> list[float]:
@@ -103,6 +144,32 @@ def lateness_stats(late: Sequence[float]) -> Result:
         result["p99_ms"] = _percentile(ran, 0.99) * 1e3
         result["max_ms"] = ran[-1] * 1e3
         result["min_ms"] = ran[0] * 1e3
+    return result
+
+
+#: W3's drift compares the lateness of this share of the first-due jobs with
+#: that of the same share of the last-due.
+DRIFT_SHARE = 0.10
+
+
+def drift_stats(late: Sequence[float], due: Sequence[float]) -> Result:
+    """Whether the run kept up: lateness at the end of W3 against its start.
+
+    ``drift_ms`` is the median lateness of the last-due :data:`DRIFT_SHARE`
+    of the jobs minus that of the first-due share (an engine that falls
+    behind, and stays behind, shows it here: its p50 may hide it); ``end_ms``
+    is the lateness of the last-due job. Jobs never run are left out.
+    """
+    n = len(late)
+    ranked = sorted(range(n), key=due.__getitem__)
+    share = max(1, int(n * DRIFT_SHARE))
+    result: Result = {}
+    head = sorted(late[i] for i in ranked[:share] if late[i] == late[i])
+    tail = sorted(late[i] for i in ranked[-share:] if late[i] == late[i])
+    if head and tail:
+        result["drift_ms"] = (_percentile(tail, 0.5) - _percentile(head, 0.5)) * 1e3
+    if n and late[ranked[-1]] == late[ranked[-1]]:
+        result["end_ms"] = late[ranked[-1]] * 1e3
     return result
 
 

@@ -36,6 +36,7 @@ from ._common import (
     Result,
     burst_lead,
     cancel_victims,
+    drift_stats,
     far_offsets,
     lateness_stats,
     order_kept,
@@ -44,6 +45,7 @@ from ._common import (
     steady_lead,
     verify_runs,
     w1_low_seconds,
+    w3_offsets,
 )
 from ._tally import Tally
 
@@ -145,7 +147,7 @@ async def _asyncio_floor(
         late = [math.nan] * n
         tally = Tally(n, mono, done.set)
         base = clock() + steady_lead(n)
-        due = [base + SPREAD_S * i / n for i in range(n)]
+        due = [base + s for s in w3_offsets(variant, n, seed)]
         job = tally.steady_job(late, due)
 
         def spawn(i: int) -> None:
@@ -153,9 +155,10 @@ async def _asyncio_floor(
 
         for i in range(n):
             call_at(due[i], spawn, i)
-        overran = clock() >= due[0]
+        overran = clock() >= min(due)
         await _wait(done.wait(), steady_lead(n) + SPREAD_S + 60)
         result = lateness_stats(late)
+        result.update(drift_stats(late, due))
         result["setup_overran"] = overran
         return result
 
@@ -334,7 +337,7 @@ async def _trio_floor(
                 late = [math.nan] * n
                 lead = steady_lead(n, TRIO_SETUP)
                 base = clock() + lead
-                due = [base + SPREAD_S * i / n for i in range(n)]
+                due = [base + s for s in w3_offsets(variant, n, seed)]
                 job = tally.steady_job(late, due)
 
             async def sleeper(deadline: float, i: int) -> None:
@@ -345,7 +348,7 @@ async def _trio_floor(
                 start_soon(sleeper, due[i], i)
             # Its set-up ends when every job sleeps (their first steps).
             await trio.testing.wait_all_tasks_blocked()
-            overran = clock() >= due[0]
+            overran = clock() >= min(due)
             with trio.move_on_after(lead + SPREAD_S + 60):
                 await done.wait()
             if workload == "W2":
@@ -358,6 +361,7 @@ async def _trio_floor(
                 }
             else:
                 result = lateness_stats(late)
+                result.update(drift_stats(late, due))
             result["setup_overran"] = overran
 
         elif workload == "W4":
@@ -501,11 +505,11 @@ async def _trio_heap(
                 late = [math.nan] * n
                 lead = steady_lead(n)
                 base = clock() + lead
-                due = [base + SPREAD_S * i / n for i in range(n)]
+                due = [base + s for s in w3_offsets(variant, n, seed)]
                 job = tally.steady_job(late, due)
             for i in range(n):
                 push(heap, (due[i], i))
-            overran = clock() >= due[0]
+            overran = clock() >= min(due)
             nursery.start_soon(serve, nursery, job)
             with trio.move_on_after(lead + SPREAD_S + 60):
                 await done.wait()
@@ -519,6 +523,7 @@ async def _trio_heap(
                 }
             else:
                 result = lateness_stats(late)
+                result.update(drift_stats(late, due))
             result["setup_overran"] = overran
         elif workload == "W4":
             victims = cancel_victims(n, seed)

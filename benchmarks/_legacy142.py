@@ -35,10 +35,12 @@ from benchmarks._common import (
     WINDOW_LEAD_S,
     WINDOW_S,
     cancel_victims,
+    drift_stats,
     far_offsets,
     lateness_stats,
     order_kept,
     peak_rss_bytes,
+    random_offsets,
     rss_bytes,
     w1_low_seconds,
     window_size,
@@ -126,7 +128,7 @@ async def w2(n, seed):
     }
 
 
-async def w3(n, seed):
+async def w3(n, variant, seed):
     done = asyncio.Event()
     late = [math.nan] * n
     due = [0.0] * n
@@ -137,14 +139,18 @@ async def w3(n, seed):
     scheduler = aioscheduler.TimedScheduler()
     scheduler.start()
     base = datetime.utcnow() + timedelta(seconds=lead)
-    step = timedelta(seconds=SPREAD_S / n)
-    for i in range(n):
-        when = base + step * i
+    if variant == "random":
+        whens = [base + timedelta(seconds=s) for s in random_offsets(n, seed)]
+    else:
+        step = timedelta(seconds=SPREAD_S / n)
+        whens = [base + step * i for i in range(n)]
+    for i, when in enumerate(whens):
         due[i] = stamp(when)
         scheduler.schedule(job(i), when)
-    overran = clock() >= due[0]
+    overran = clock() >= min(due)
     await wait(done, lead + SPREAD_S + 60)
     result = lateness_stats(late)
+    result.update(drift_stats(late, due))
     result["setup_overran"] = overran
     return result
 
@@ -287,7 +293,7 @@ def main(argv):
     runners = {
         "W1": lambda: w1(n, bool(case.get("tracemalloc")), seed),
         "W2": lambda: w2(n, seed),
-        "W3": lambda: w3(n, seed),
+        "W3": lambda: w3(n, variant, seed),
         "W4": lambda: w4(n, seed),
         "W5": lambda: w5(n, variant, seed),
         "W6": lambda: w6(n, seed),

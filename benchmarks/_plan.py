@@ -5,12 +5,12 @@ backend; each of its repetitions runs in a fresh process.
 
 Where the full plan runs fewer repetitions or smaller sizes than the rest,
 :data:`REDUCTIONS` says so, and the report repeats it: the whole suite must
-finish in under 15 minutes on the 2-core benchmark machine.
+finish in under :data:`SUITE_MINUTES` minutes on the 2-core benchmark machine.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ._workloads import WORKLOADS
@@ -65,6 +65,9 @@ class Case:
     backend: str
     reps: int
     tracemalloc: bool = False
+    #: run beside a seeded CPU-bound busy loop on the same core
+    #: (``benchmarks/_contend.py``); the floors it is compared with too
+    contended: bool = False
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -75,7 +78,13 @@ class Case:
             self.impl,
             self.backend,
             self.tracemalloc,
+            self.contended,
         )
+
+    @property
+    def label(self) -> str:
+        """The variant as tables show it: ``random (contended)``."""
+        return self.variant + (" (contended)" if self.contended else "")
 
     def spec(self, rep: int) -> dict[str, Any]:
         """The JSON a worker gets for repetition *rep*."""
@@ -89,10 +98,18 @@ class Case:
 #: ~40 µs of set-up); above this size it would dominate the suite's time.
 TRIO_FLOOR_MAX = 100_000
 
+#: What the full suite's wall time must stay under, in minutes.
+SUITE_MINUTES = 25
+
+#: W2 also runs once at this size (aioscheduler, asyncio and trio), to show how
+#: the first job after due scales (issue #13, item 3).
+W2_SCALE = 1_000_000
+
 #: Where the full plan departs from "every size, 3+ repetitions".
 REDUCTIONS = [
     "Secondary figures run once (marked ¹): baselines that no target compares "
-    "with (W2's trio start_soon floor and aiojobs at 100k, every W4 baseline), "
+    "with (W2's trio start_soon floor and aiojobs at 100k, every W4 baseline "
+    "but the trio start_soon floor at 100k, which a Trio target compares with), "
     "the 1M `schedule` and `start_after` forms (their target is memory), and "
     "aioscheduler 1.4.2 at its slow sizes.",
     "W1 at 10M: aioscheduler `start_at` on asyncio, once (~40 s; W6 holds 10M "
@@ -106,7 +123,16 @@ REDUCTIONS = [
     "1M would take ~40 s and ~3 GB a run); in W4 it is checked on state, its "
     "set-up outlasting any near deadline.",
     "W3 (every run takes 6-15 s): 3 runs of aioscheduler at 200k, the target "
-    "size; the baselines once at 200k; at 50k aioscheduler once.",
+    "size; the baselines once at 200k; at 50k aioscheduler once. W3 random "
+    "only at 200k: 3 runs of aioscheduler and of the floors, idle and "
+    "contended (the targets compare with the floors' p99); aioscheduler 1.4.2 "
+    "once, idle.",
+    "Contended runs (a busy loop pinned beside the run) only where a target "
+    "asks: W2 at 100k (aioscheduler and the floors the W2 targets compare "
+    "with), W3 random at 200k, and W7 at 8k on Trio (aioscheduler and the "
+    "trio floor).",
+    "W2 at 1M: aioscheduler on asyncio and trio, once, idle: how the first "
+    "job after due scales with the burst (no baseline).",
     "W4 at 1M: the 900k surviving jobs are far ahead, so the check is on state "
     "(cancelled flags, pending count); at 100k every survivor runs and every "
     "cancelled job is checked not to. aioscheduler 1.4.2 only at 100k, and it "
@@ -138,8 +164,14 @@ def build(
     backends: tuple[str, ...],
     workloads: tuple[str, ...],
     impls: tuple[str, ...],
+    idle_only: bool = False,
+    contended_only: bool = False,
 ) -> list[Case]:
-    """Return the cases of a run, in the order they run."""
+    """Return the cases of a run, in the order they run.
+
+    *idle_only* leaves out the contended cases; *contended_only* keeps only
+    them.
+    """
     cases: list[Case] = []
 
     def add(
@@ -150,12 +182,17 @@ def build(
         times: int = reps,
         tracemalloc: bool = False,
         only: tuple[str, ...] | None = None,
+        contended: bool = False,
     ) -> None:
         if impl not in impls or workload not in workloads:
+            return
+        if (idle_only and contended) or (contended_only and not contended):
             return
         for backend in _backends_of(impl, backends):
             if only is None or backend in only:
                 case = Case(workload, variant, size, impl, backend, times, tracemalloc)
+                if contended:
+                    case = replace(case, contended=True)
                 cases.append(case)
 
     sizes = {w.id: (w.quick if quick else w.sizes) for w in WORKLOADS.values()}
@@ -192,6 +229,12 @@ def build(
             add("W2", "burst", size, impl)
         for impl in (TRIO_FLOOR, AIOJOBS, LEGACY):
             add("W2", "burst", size, impl, few if large else reps)
+    # Contended, at the target size: aioscheduler and the floors the W2
+    # targets compare with. And how the first job after due scales: 1M once.
+    for impl in (AIOSCHEDULER, ASYNCIO_FLOOR, TRIO_HEAP):
+        add("W2", "burst", sizes["W2"][-1], impl, contended=True)
+    if not quick:
+        add("W2", "burst", W2_SCALE, AIOSCHEDULER, 1, only=("asyncio", "trio"))
 
     # W3: steady load over 5 s (each run takes 6-15 s): the 200k target
     # size gets the repetitions, for aioscheduler.
@@ -202,6 +245,13 @@ def build(
         if target or quick:
             for impl in (ASYNCIO_FLOOR, TRIO_FLOOR, TRIO_HEAP, LEGACY):
                 add("W3", "steady", size, impl, few)
+        if target:
+            # Random arrivals, idle and contended: the targets compare with
+            # the floors' p99, so the floors get the repetitions too.
+            for contended in (False, True):
+                for impl in (AIOSCHEDULER, ASYNCIO_FLOOR, TRIO_HEAP, TRIO_FLOOR):
+                    add("W3", "random", size, impl, contended=contended)
+            add("W3", "random", size, LEGACY, few)
 
     # W4: cancelling 10% of the pending jobs.
     for size in sizes["W4"]:
@@ -209,7 +259,8 @@ def build(
         add("W4", "cancel", size, ASYNCIO_FLOOR, few)
         add("W4", "cancel", size, TRIO_HEAP, few)
         if size <= TRIO_FLOOR_MAX:
-            add("W4", "cancel", size, TRIO_FLOOR, few)
+            # The floor of the Trio target (a real cancellable Trio job).
+            add("W4", "cancel", size, TRIO_FLOOR)
             add("W4", "cancel", size, LEGACY, 1)
 
     # W5: queues.
@@ -236,4 +287,7 @@ def build(
         for impl in (AIOSCHEDULER, PORTABLE, ASYNCIO_FLOOR, TRIO_FLOOR):
             add("W7", "release", size, impl)
         add("W7", "release", size, LEGACY, 1 if size > 2_000 else reps)
+    # Contended: the Trio engine against its floor, at the larger size.
+    for impl in (AIOSCHEDULER, TRIO_FLOOR):
+        add("W7", "release", sizes["W7"][-1], impl, only=("trio",), contended=True)
     return cases

@@ -27,10 +27,12 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from . import _plan, _report, _workloads
+from ._contend import Contender, pinned_cpu
 from ._worker import MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,9 +102,17 @@ def ensure_legacy(python: str) -> str | None:
 
 
 def run_one(
-    case: _plan.Case, rep: int, python310: str | None, timeout: float
+    case: _plan.Case,
+    rep: int,
+    python310: str | None,
+    timeout: float,
+    pin: bool = True,
 ) -> dict[str, Any]:
-    """Run repetition *rep* of *case* in a fresh process; return its record."""
+    """Run repetition *rep* of *case* in a fresh process; return its record.
+
+    A contended case runs beside a busy loop (:class:`Contender`), both pinned
+    to one core unless *pin* is false.
+    """
     spec = case.spec(rep)
     env = dict(os.environ)
     if case.impl == _plan.LEGACY:
@@ -117,23 +127,32 @@ def run_one(
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(ROOT), env.get("PYTHONPATH")) if p
         )
-    begin = time.perf_counter()
     record: dict[str, Any] = {"case": spec, "rep": rep}
-    try:
-        done = subprocess.run(
-            command,
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        record["error"] = f"timed out after {timeout:.0f} s"
+    cpu = pinned_cpu() if case.contended and pin else None
+    affinity = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+    # The busy loop starts first and is running before the worker starts;
+    # both are pinned to the same core, and the seed of the busy loop is the
+    # repetition's, like the workload's.
+    with Contender(rep, cpu, ROOT) if case.contended else nullcontext():
+        begin = time.perf_counter()
+        try:
+            done = subprocess.run(
+                command,
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                preexec_fn=affinity,
+            )
+        except subprocess.TimeoutExpired:
+            record["error"] = f"timed out after {timeout:.0f} s"
+            record["seconds"] = time.perf_counter() - begin
+            return record
         record["seconds"] = time.perf_counter() - begin
-        return record
-    record["seconds"] = time.perf_counter() - begin
+    if case.contended:
+        record["pinned_cpu"] = cpu
     for line in done.stdout.splitlines():
         if line.startswith(MARKER):
             record["result"] = json.loads(line[len(MARKER) :])
@@ -242,13 +261,30 @@ def main(argv: list[str] | None = None) -> int:
         help="also run aioscheduler's portable AnyIO engine on asyncio",
     )
     parser.add_argument("--no-legacy", action="store_true", help="skip 1.4.2")
+    contention = parser.add_mutually_exclusive_group()
+    contention.add_argument(
+        "--idle-only", action="store_true", help="leave out the contended cases"
+    )
+    contention.add_argument(
+        "--contended",
+        action="store_true",
+        help="only the contended cases (each run beside a busy loop on its core)",
+    )
+    parser.add_argument(
+        "--contention",
+        choices=("pinned", "shared"),
+        default="pinned",
+        help="contended cases: the busy loop and the run pinned to one core "
+        "(default: the run gets about half a core on any machine), or both "
+        "free to use every core",
+    )
     parser.add_argument("--timeout", type=float, default=300, help="per run, seconds")
     parser.add_argument(
         "--budget",
         type=float,
-        default=14.0,
+        default=_plan.SUITE_MINUTES - 1.0,
         help="minutes; after the first round, runs that would end past it are "
-        "skipped (default 14; 0: no limit)",
+        f"skipped (default {_plan.SUITE_MINUTES - 1}; 0: no limit)",
     )
     parser.add_argument("--json", type=Path, help="where the JSON goes")
     parser.add_argument("--markdown", type=Path, help="where the markdown table goes")
@@ -306,12 +342,14 @@ def main(argv: list[str] | None = None) -> int:
         backends=backends,
         workloads=workloads,
         impls=impls,
+        idle_only=options.idle_only,
+        contended_only=options.contended,
     )
     total = sum(c.reps for c in cases)
     if options.list:
         for c in cases:
             print(
-                f"{c.workload} {c.variant:<11} {c.size:>10,} {c.impl:<20} "
+                f"{c.workload} {c.label:<21} {c.size:>10,} {c.impl:<20} "
                 f"{c.backend:<8} x{c.reps}" + (" tracemalloc" if c.tracemalloc else "")
             )
         print(f"{len(cases)} cases, {total} runs")
@@ -321,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         not options.quick
         and not options.only
         and not options.impls
+        and not options.idle_only
+        and not options.contended
         and reps >= 3
         and backends == ("asyncio", "uvloop", "trio")
     )
@@ -354,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         if rep and budget and elapsed + last.get(case.key, 0.0) > budget:
             skipped += 1
             continue
-        record = run_one(case, rep, python310, options.timeout)
+        record = run_one(
+            case, rep, python310, options.timeout, options.contention == "pinned"
+        )
         runs.append(record)
         last[case.key] = record["seconds"]
         elapsed = time.perf_counter() - started
@@ -364,10 +406,21 @@ def main(argv: list[str] | None = None) -> int:
         failures += "error" in record
         print(
             f"[{done:>3}/{total} {elapsed / 60:4.1f}m] {case.workload} "
-            f"{case.variant:<11} {case.size:>10,} {case.impl:<19} {case.backend:<7} "
+            f"{case.label:<21} {case.size:>10,} {case.impl:<19} {case.backend:<7} "
             f"#{rep + 1}{' tm' if case.tracemalloc else '':3} "
             f"{record['seconds']:5.1f}s  {text}",
             flush=True,
+        )
+    if any(c.contended for c in cases):
+        pinned = options.contention == "pinned" and pinned_cpu() is not None
+        notes.append(
+            "Contended runs: the busy loop and the run "
+            + (
+                "pinned to one core."
+                if pinned
+                else "free to use every core (`--contention shared`, or no "
+                "`os.sched_setaffinity` here)."
+            )
         )
     if skipped:
         notes.append(

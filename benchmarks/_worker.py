@@ -29,6 +29,10 @@ def report(result: dict[str, Any]) -> None:
 def main(argv: list[str]) -> None:
     case = json.loads(argv[0])
     warnings.simplefilter("ignore")
+    if case.get("contended"):
+        from benchmarks import _common
+
+        _common.scale_leads(_common.CONTENDED_LEAD)
     impl = case["impl"]
     if impl.startswith("aioscheduler-anyio"):
         import aioscheduler.backends

@@ -45,10 +45,10 @@ WORKLOADS: dict[str, Workload] = {
         ),
         Workload(
             "W3",
-            "steady: N jobs spread evenly over 5 s",
+            "steady load: N jobs due over 5 s, evenly spaced or at random times",
             (50_000, 200_000),
             (20_000,),
-            ("steady",),
+            ("steady", "random"),
         ),
         Workload(
             "W4",
@@ -92,6 +92,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "p50_ms": ("lateness p50", "ms", "{:.3f}"),
     "p99_ms": ("lateness p99", "ms", "{:.3f}"),
     "max_ms": ("lateness max", "ms", "{:.3f}"),
+    "drift_ms": ("lateness drift (last 10% vs first 10%)", "ms", "{:.3f}"),
+    "end_ms": ("lateness at the end", "ms", "{:.3f}"),
     "never_run": ("jobs never run", "", "{:.0f}"),
     "early": ("jobs started early", "", "{:.0f}"),
     "us_per_cancel": ("cancel", "µs", "{:.3f}"),
