@@ -132,9 +132,10 @@ REDUCTIONS = [
     "sorts its schedulers on every call: 10M would take minutes).",
     "APScheduler (asyncio only) up to 100k jobs: its memory job store keeps "
     "a sorted list, so each `add_job`, removal and due job moves the list's "
-    "tail (~50 µs per `add_job` at 100k; 1M would take many minutes). W1 at "
-    "10k and 100k (tracemalloc at 10k: 100k takes ~30 s); W2 at 10k, and "
-    "once at 100k; W3 once at 50k; W4 once at 100k; W7 at 2k and 8k.",
+    "tail (~50 µs per `add_job` at 100k, and its leads allow 120 µs a job; "
+    "1M would take many minutes). W1 at 10k and 100k (tracemalloc at 10k: "
+    "100k takes ~30 s); W2 at 10k, and once at 100k; W3 once at 50k (200k "
+    "would add ~40 s); W4 once at 100k; W7 at 2k and 8k.",
 ]
 
 
@@ -270,7 +271,7 @@ APSCHEDULER_TRACEMALLOC = 10_000
 def _add_apscheduler(
     add: Callable[..., None], sizes: dict[str, tuple[int, ...]], reps: int, few: int
 ) -> None:
-    """APScheduler 3.x's cases, sizes capped (~70 s in the full plan)."""
+    """APScheduler 3.x's cases, sizes capped (~1.5 min in the full plan)."""
     for size in sizes["W1"]:
         if size <= APSCHEDULER_MAX:
             add("W1", "add_job", size, APSCHEDULER)
