@@ -184,10 +184,11 @@ def bench(session: nox.Session) -> None:
     The suite is ``benchmarks/`` in this tree (not part of the package).
     aioscheduler 1.4.2, a baseline, is installed by the benchmarks themselves
     into the git-ignored `benchmarks/.baselines/`, for a Python 3.10 found on
-    the machine (`python -m benchmarks --help`). One workload, live:
+    the machine (`python -m benchmarks --help`); aiojobs and APScheduler 3.x,
+    the other baselines, are installed here. One workload, live:
     ``python -m benchmarks.live --help``.
     """
-    session.install(".[trio,uvloop]", "aiojobs>=1.2")
+    session.install(".[trio,uvloop]", "aiojobs>=1.2", "APScheduler>=3.11,<4")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 

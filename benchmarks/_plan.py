@@ -10,6 +10,7 @@ finish in under :data:`SUITE_MINUTES` minutes on the 2-core benchmark machine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -22,6 +23,7 @@ ASYNCIO_FLOOR = "asyncio-floor"
 TRIO_FLOOR = "trio-floor"
 TRIO_HEAP = "trio-heap"
 AIOJOBS = "aiojobs"
+APSCHEDULER = "apscheduler"
 
 #: impl -> what the report calls it
 IMPL_LABELS = {
@@ -32,6 +34,7 @@ IMPL_LABELS = {
     TRIO_HEAP: "trio floor (one-task heap)",
     AIOJOBS: "aiojobs",
     LEGACY: "aioscheduler 1.4.2",
+    APSCHEDULER: "APScheduler 3.11",
 }
 
 #: what each baseline is, for the report
@@ -51,6 +54,18 @@ IMPL_NOTES = {
     LEGACY: "from PyPI into `benchmarks/.baselines/`, run on Python 3.10 (its "
     "TimedScheduler fails on 3.11+), asyncio only, coroutine form only; "
     "lateness on the wall clock (it schedules by `datetime.utcnow()`)",
+    APSCHEDULER: "3.x, `AsyncIOScheduler(timezone=UTC)` with its memory job "
+    "store and `AsyncIOExecutor` (a coroutine job is a task on the loop), "
+    "asyncio only; one `add_job(job, 'date', run_date=..., args=(i,))` per "
+    "job on the running scheduler (W7: `add_job(job, args=(i,))`, run now). "
+    "Job defaults `misfire_grace_time=None` (its default, 1 s, drops a job "
+    "started more than 1 s late: all 100k of W2's burst), `coalesce=False`, "
+    "`max_instances=N`. W1: `us_per_call` is the calls alone; each also "
+    "queues a wake-up of the scheduler, run before the RSS is read; W4: "
+    "`job.remove()`, the survivors due over 1 s and all run; W7: until the "
+    "executor has recorded every job's end. Lateness on the wall clock (it "
+    "decides what is due by `datetime.now(tz)`). No W5 (no serial queue) "
+    "and no W6 (no Manager)",
 }
 
 
@@ -141,6 +156,12 @@ REDUCTIONS = [
     "W6 at 10M: once on asyncio and trio (~1 min a run today; uvloop changes "
     "nothing in a scheduling loop); aioscheduler 1.4.2 at 200k (its Manager "
     "sorts its schedulers on every call: 10M would take minutes).",
+    "APScheduler (asyncio only) up to 100k jobs: its memory job store keeps "
+    "a sorted list, so each `add_job`, removal and due job moves the list's "
+    "tail (~50 µs per `add_job` at 100k, and its leads allow 120 µs a job; "
+    "1M would take many minutes). W1 at 10k and 100k (tracemalloc at 10k: "
+    "100k takes ~30 s); W2 at 10k, and once at 100k; W3 once at 50k (200k "
+    "would add ~40 s); W4 once at 100k; W7 at 2k and 8k.",
 ]
 
 
@@ -153,6 +174,7 @@ def _backends_of(impl: str, backends: tuple[str, ...]) -> tuple[str, ...]:
         TRIO_FLOOR: ("trio",),
         TRIO_HEAP: ("trio",),
         LEGACY: ("asyncio",),
+        APSCHEDULER: ("asyncio",),
     }[impl]
     return tuple(b for b in native if b in backends)
 
@@ -290,4 +312,31 @@ def build(
     # Contended: the Trio engine against its floor, at the larger size.
     for impl in (AIOSCHEDULER, TRIO_FLOOR):
         add("W7", "release", sizes["W7"][-1], impl, only=("trio",), contended=True)
+
+    _add_apscheduler(add, sizes, reps, few)
     return cases
+
+
+#: APScheduler's largest size (see REDUCTIONS); tracemalloc at the smallest.
+APSCHEDULER_MAX = 100_000
+APSCHEDULER_TRACEMALLOC = 10_000
+
+
+def _add_apscheduler(
+    add: Callable[..., None], sizes: dict[str, tuple[int, ...]], reps: int, few: int
+) -> None:
+    """APScheduler 3.x's cases, sizes capped (~1.5 min in the full plan)."""
+    for size in sizes["W1"]:
+        if size <= APSCHEDULER_MAX:
+            add("W1", "add_job", size, APSCHEDULER)
+    add("W1", "add_job", APSCHEDULER_TRACEMALLOC, APSCHEDULER, 1, True)
+    for size in sizes["W2"]:
+        add("W2", "burst", size, APSCHEDULER, few if size >= 100_000 else reps)
+    for size in sizes["W3"]:
+        if size <= 50_000:
+            add("W3", "steady", size, APSCHEDULER, few)
+    for size in sizes["W4"]:
+        if size <= APSCHEDULER_MAX:
+            add("W4", "cancel", size, APSCHEDULER, few)
+    for size in sizes["W7"]:
+        add("W7", "release", size, APSCHEDULER)

@@ -182,7 +182,7 @@ def _versions(python310: str | None, legacy_ok: bool) -> dict[str, str]:
     # Versions only: the page is published, and where the interpreter lives
     # on the measuring machine tells a reader nothing.
     versions = {"Python": platform.python_version()}
-    for name in ("aioscheduler", "anyio", "trio", "uvloop", "aiojobs"):
+    for name in ("aioscheduler", "anyio", "trio", "uvloop", "aiojobs", "APScheduler"):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -321,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("aiojobs") is None and _plan.AIOJOBS in impls:
         impls = tuple(i for i in impls if i != _plan.AIOJOBS)
         notes.append("aiojobs is not installed: no aiojobs figures")
+    if importlib.util.find_spec("apscheduler") is None and _plan.APSCHEDULER in impls:
+        impls = tuple(i for i in impls if i != _plan.APSCHEDULER)
+        notes.append("APScheduler is not installed: no APScheduler figures")
     python310 = None
     if _plan.LEGACY in impls and not options.no_legacy and not options.list:
         python310 = find_python310()

@@ -1,8 +1,8 @@
 """The jobs of the workloads: ``counter += 1`` plus what each one records.
 
-Every implementation, aioscheduler 2, the floors, aiojobs and aioscheduler
-1.4.2 (``benchmarks/_legacy142.py``, so Python 3.10 syntax and the standard
-library only), runs these same job bodies.
+Every implementation, aioscheduler 2, the floors, aiojobs, APScheduler and
+aioscheduler 1.4.2 (``benchmarks/_legacy142.py``, so Python 3.10 syntax and
+the standard library only), runs these same job bodies.
 """
 
 from __future__ import annotations

@@ -51,6 +51,18 @@ def main(argv: list[str]) -> None:
             seed=case.get("seed", 0),
             on_measured=report,
         )
+    elif impl == "apscheduler":
+        from benchmarks import _apscheduler
+
+        result = _apscheduler.run(
+            case["workload"],
+            case["size"],
+            case["backend"],
+            variant=case["variant"],
+            tracing=bool(case.get("tracemalloc")),
+            seed=case.get("seed", 0),
+            on_measured=report,
+        )
     else:
         from benchmarks import _floors
 
