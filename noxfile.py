@@ -185,9 +185,10 @@ def bench(session: nox.Session) -> None:
     aioscheduler 1.4.2, a baseline, is installed by the benchmarks themselves
     into the git-ignored `benchmarks/.baselines/`, for a Python 3.10 found on
     the machine (`python -m benchmarks --help`). One workload, live:
-    ``python -m benchmarks.live --help``.
+    ``python -m benchmarks.live --help``. matplotlib draws the performance
+    page's charts (``docs/performance/charts/``) from the run's results.
     """
-    session.install(".[trio,uvloop]", "aiojobs>=1.2")
+    session.install(".[trio,uvloop]", "aiojobs>=1.2", "matplotlib>=3.8")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
