@@ -174,7 +174,12 @@ def draw_charts(
     from . import _charts  # matplotlib takes a moment to import: only when drawing
 
     outdir = md_path.parent / "charts"
-    drawn = _charts.draw(summaries, outdir)
+    try:
+        drawn = _charts.draw(summaries, outdir)
+    except Exception as error:
+        # A chart must not cost the page: the runs took up to 15 minutes.
+        print(f"drawing the charts failed, the page goes without: {error!r}")
+        return []
     print(f"drew {len(drawn)} charts into {outdir}")
     return [(_link(md_path, outdir / c.name), c.title, c.caption) for c in drawn]
 
