@@ -533,11 +533,12 @@ def markdown(
         add("## Charts")
         add("")
         add(
-            "Drawn from this run's results by the run itself; the tables below "
-            "give every figure. A bar is the median over the runs; where there "
-            "were several, a whisker spans their lowest to highest figure. "
-            "Solid bars are asyncio, bars hatched with rising lines uvloop, "
-            "with falling lines trio."
+            "Drawn from this run's results; the tables below give every "
+            "figure. A bar is the median over the runs; where there were "
+            "several, a whisker spans their lowest to highest figure. The "
+            "colour is the implementation, and the backend is the hatching "
+            "(none: asyncio, rising lines: uvloop, falling lines: trio) or the "
+            "line (solid, dashed, dotted)."
         )
         add("")
         for link, title, caption in charts:
