@@ -186,9 +186,12 @@ def bench(session: nox.Session) -> None:
     into the git-ignored `benchmarks/.baselines/`, for a Python 3.10 found on
     the machine (`python -m benchmarks --help`); aiojobs and APScheduler 3.x,
     the other baselines, are installed here. One workload, live:
-    ``python -m benchmarks.live --help``.
+    ``python -m benchmarks.live --help``. matplotlib draws the performance
+    page's charts (``docs/performance/charts/``) from the run's results.
     """
-    session.install(".[trio,uvloop]", "aiojobs>=1.2", "APScheduler>=3.11,<4")
+    session.install(
+        ".[trio,uvloop]", "aiojobs>=1.2", "APScheduler>=3.11,<4", "matplotlib>=3.8"
+    )
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 

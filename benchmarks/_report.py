@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ._common import CONTENDED_LEAD
@@ -636,28 +636,52 @@ def _sort_key(s: Summary) -> tuple[Any, ...]:
 # "(/path/to/python)" or "(C:\\...)": results from older runs (and error
 # notes) may name paths on the measuring machine, which the page must not.
 _PATH_IN_PARENS = re.compile(r"\s*\((?:/|[A-Za-z]:\\)[^)]*\)")
+# A bare absolute path, e.g. in a command's `--json /home/me/x.json`.
+_BARE_PATH = re.compile(r"(?<![\w/.])(?:/|~/|[A-Za-z]:\\)(?:[^\s/\\`|]+[/\\])+")
 
 
 def _public(text: str) -> str:
-    """*text* without the parenthesised file-system paths in it."""
-    return _PATH_IN_PARENS.sub("", text)
+    """*text* without the file-system paths in it (a bare one keeps its name)."""
+    return _BARE_PATH.sub("", _PATH_IN_PARENS.sub("", text))
 
 
 def markdown(
-    meta: dict[str, Any], summaries: list[Summary], targets: list[Target]
+    meta: dict[str, Any],
+    summaries: list[Summary],
+    targets: list[Target],
+    charts: Sequence[tuple[str, str, str]] = (),
 ) -> str:
-    """Render the results page."""
+    """Render the results page; *charts* are ``(link, title, caption)``, first."""
     out: list[str] = []
     add = out.append
     add("# Benchmark results")
     add("")
     mode = meta["mode"].split(" (")[0]  # older results said "full (issue 3)"
     add(
-        f"Measured {meta['date']} on {meta['machine']} with "
-        f"`{meta['command']}` ({mode} sizes, up to {meta['reps']} runs "
+        f"Measured {meta['date']} on {_public(meta['machine'])} with "
+        f"`{_public(meta['command'])}` ({mode} sizes, up to {meta['reps']} runs "
         f"per figure, ¹ marking one run; {meta['wall_minutes']:.1f} min in all)."
     )
     add("")
+    if charts:
+        add("## Charts")
+        add("")
+        add(
+            "Drawn from this run's results; the tables below give every "
+            "figure. A bar is the median over the runs; where there were "
+            "several, a whisker spans their lowest to highest figure. The "
+            "colour is the implementation, and the backend is the hatching "
+            "(none: asyncio, rising lines: uvloop, falling lines: trio) or the "
+            "line (solid, dashed, dotted)."
+        )
+        add("")
+        for link, title, caption in charts:
+            add(caption)
+            add("")
+            add(f"![{title}]({link})")
+            add("")
+        add("## Environment")
+        add("")
     add("| | |")
     add("| --- | --- |")
     for key, value in meta["versions"].items():

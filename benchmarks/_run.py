@@ -8,9 +8,10 @@
 Every run of every case is a fresh subprocess (``benchmarks/_worker.py``;
 aioscheduler 1.4.2 runs in ``benchmarks/_legacy142.py`` under Python 3.10).
 The full default run writes ``benchmarks/results/full.json`` and
-``docs/performance/results.md``; any other run writes under
+``docs/performance/results.md``, with its charts (SVG, by matplotlib, when
+installed) in ``docs/performance/charts/``; any other run writes under
 ``benchmarks/results/tmp/`` (git-ignored) unless ``--json``/``--markdown``
-say otherwise.
+say otherwise, charts in ``charts/`` beside the markdown.
 """
 
 from __future__ import annotations
@@ -175,6 +176,47 @@ def _last_error(output: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+# -- the charts -----------------------------------------------------------------------
+
+
+def draw_charts(
+    summaries: list[_report.Summary], md_path: Path
+) -> list[tuple[str, str, str]]:
+    """Draw the charts into ``charts/`` beside the page; ``(link, title, caption)``.
+
+    Without matplotlib the page goes without charts, and the run says so:
+    ``nox -s bench`` installs it, a bare ``python -m benchmarks`` may not.
+    """
+    if importlib.util.find_spec("matplotlib") is None:
+        print("matplotlib is not installed: no charts (`nox -s bench` installs it)")
+        return []
+    from . import _charts  # matplotlib takes a moment to import: only when drawing
+
+    outdir = md_path.parent / "charts"
+    try:
+        drawn = _charts.draw(summaries, outdir)
+    except Exception as error:
+        # A chart must not cost the page: the runs took up to 15 minutes.
+        print(f"drawing the charts failed, the page goes without: {error!r}")
+        return []
+    print(f"drew {len(drawn)} charts into {outdir}")
+    return [(_link(md_path, outdir / c.name), c.title, c.caption) for c in drawn]
+
+
+def _link(page: Path, target: Path) -> str:
+    """How *page* links to *target*.
+
+    Under ``docs/``, from the docs' root: Sphinx includes the page into
+    ``docs/performance.rst`` and resolves its images from there. Elsewhere
+    (a quick run's page), relative to the page.
+    """
+    target = target.resolve()
+    try:
+        return "/" + target.relative_to(ROOT / "docs").as_posix()
+    except ValueError:
+        return os.path.relpath(target, page.resolve().parent).replace(os.sep, "/")
+
+
 # -- the command line ----------------------------------------------------------------
 
 
@@ -294,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="JSON",
         help="only rewrite the markdown (--markdown, default the docs page) "
-        "from the runs in a results JSON",
+        "and its charts from the runs in a results JSON",
     )
     options = parser.parse_args(args)
     if options.render:
@@ -305,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
             summaries, [b for b in ("asyncio", "uvloop", "trio") if b in backends_run]
         )
         md_path = options.markdown or DOCS_PAGE
-        md_path.write_text(_report.markdown(saved["meta"], summaries, targets))
+        charts = draw_charts(summaries, md_path)
+        md_path.write_text(_report.markdown(saved["meta"], summaries, targets, charts))
         print(f"wrote {md_path}")
         return 0
 
@@ -459,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         + "\n"
     )
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(_report.markdown(meta, summaries, targets))
+    charts = draw_charts(summaries, md_path)
+    md_path.write_text(_report.markdown(meta, summaries, targets, charts))
     missed = [t for t in targets if t["met"] is False]
     print(
         f"done in {wall / 60:.1f} min: {failures} failed runs, {skipped} skipped, "
