@@ -41,7 +41,8 @@ IMPL_LABELS = {
 IMPL_NOTES = {
     ASYNCIO_FLOOR: "W1-W4: `loop.call_at(deadline, spawn, i)` with `spawn` doing "
     "`loop.create_task(job(i))`; W5: an `asyncio.Queue` drained by one task "
-    "awaiting each job; W7: one `create_task` per job",
+    "awaiting each job; W7: one `create_task` per job, timed until every job "
+    "has ended and its task is released",
     TRIO_FLOOR: "W1-W4: one `nursery.start_soon` per job sleeping until its "
     "deadline (W4: inside its own `CancelScope`); W5: a memory channel drained "
     "by one task; W7: one `start_soon` per job",
