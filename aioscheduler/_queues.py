@@ -109,7 +109,7 @@ class DeadlineHeap(_LazyDeletion):
     scheduling order, and hands them out from there.
     """
 
-    __slots__ = ("_entries", "_ready", "_sequence", "_wall_entries")
+    __slots__ = ("_entries", "_ready", "_sequence", "_sorted", "_wall_entries")
 
     def __init__(self) -> None:
         super().__init__()
@@ -117,6 +117,13 @@ class DeadlineHeap(_LazyDeletion):
         self._wall_entries: list[TimedTask] = []
         self._ready: deque[TimedTask] = deque()
         self._sequence = count()
+        # The length each heap (elapsed, wall) had when it was last left
+        # sorted (-1: not sorted). A sorted list is a heap too, and stays
+        # sorted until something is pushed, which makes it longer: while the
+        # length is the same, the due jobs are a prefix to slice off, not
+        # one heappop each (whose comparisons go through TimedTask's Python
+        # level rich comparison, the price of its identity ``__eq__``).
+        self._sorted = [-1, -1]
 
     def __len__(self) -> int:
         return self._size() - self._garbage
@@ -130,8 +137,8 @@ class DeadlineHeap(_LazyDeletion):
         for task in self._ready:
             if task._state == PENDING:
                 return -math.inf  # already due
-        head = _live_head(self, self._entries)
-        wall_head = _live_head(self, self._wall_entries)
+        head = _live_head(self, self._entries, 0)
+        wall_head = _live_head(self, self._wall_entries, 1)
         if wall_head is None:
             return head
         wall_head -= offset
@@ -139,7 +146,7 @@ class DeadlineHeap(_LazyDeletion):
 
     def has_wall(self) -> bool:
         """Return ``True`` if a live wall-clock job is pending (not buffered)."""
-        head = _live_head(self, self._wall_entries)
+        head = _live_head(self, self._wall_entries, 1)
         return head is not None and head != math.inf
 
     def pop_due(self, now: float, offset: float) -> TimedTask | None:
@@ -161,15 +168,15 @@ class DeadlineHeap(_LazyDeletion):
             if not mono_due and not wall_due:
                 return None
             if not wall_due:
-                ready.extend(_collect_due(entries, now))
+                ready.extend(_collect_due(self, entries, now, 0))
             elif not mono_due:
-                ready.extend(_collect_due(wall, now + offset))
+                ready.extend(_collect_due(self, wall, now + offset, 1))
             else:
                 # Both clocks have due jobs: merge them on the loop clock.
                 ready.extend(
                     heapq.merge(
-                        _collect_due(entries, now),
-                        _collect_due(wall, now + offset),
+                        _collect_due(self, entries, now, 0),
+                        _collect_due(self, wall, now + offset, 1),
                         key=lambda task: (
                             float(task) - offset if task._is_wall else float(task),
                             task._seq,
@@ -184,6 +191,7 @@ class DeadlineHeap(_LazyDeletion):
         for entries in (self._entries, self._wall_entries):
             entries[:] = [t for t in entries if t._state == PENDING]
             heapq.heapify(entries)
+        self._sorted = [-1, -1]
         live = [t for t in self._ready if t._state == PENDING]
         self._ready.clear()
         self._ready.extend(live)
@@ -191,6 +199,7 @@ class DeadlineHeap(_LazyDeletion):
     def drain(self) -> Iterator[Task[Any]]:
         ready, entries, wall = self._ready, self._entries, self._wall_entries
         self._ready, self._entries, self._wall_entries = deque(), [], []
+        self._sorted = [-1, -1]
         self._garbage = 0
         for task in ready:
             if task._state == PENDING:
@@ -203,19 +212,35 @@ class DeadlineHeap(_LazyDeletion):
                 yield task
 
 
-def _live_head(heap: DeadlineHeap, entries: list[TimedTask]) -> float | None:
-    """Drop cancelled tasks from the front of *entries*; return its head."""
+def _live_head(
+    heap: DeadlineHeap, entries: list[TimedTask], which: int
+) -> float | None:
+    """Drop cancelled tasks from the front of heap *which*; return its head."""
     while entries:
         task = entries[0]
         if task._state == PENDING:
             return float(task)
         heapq.heappop(entries)
+        heap._sorted[which] = -1
         heap._garbage -= 1
     return None
 
 
-def _collect_due(entries: list[TimedTask], now: float) -> list[TimedTask]:
-    """Remove every task of the heap *entries* due by *now*; return them in order."""
+def _collect_due(
+    heap: DeadlineHeap, entries: list[TimedTask], now: float, which: int
+) -> list[TimedTask]:
+    """Remove every task of heap *which* due by *now*; return them in order."""
+    sorted_length = heap._sorted
+    if sorted_length[which] == len(entries):
+        split = bisect_right(entries, now)
+        # Slicing moves the rest of the list: worth it unless the list is
+        # much longer than what comes out (then pop, as from any heap).
+        if len(entries) <= split * _SLICE_RATIO:
+            prefix = entries[:split]
+            del entries[:split]
+            sorted_length[which] = len(entries)
+            return prefix
+    sorted_length[which] = -1
     due: list[TimedTask] = []
     pop = heapq.heappop
     while entries and entries[0] <= now:
@@ -223,13 +248,15 @@ def _collect_due(entries: list[TimedTask], now: float) -> list[TimedTask]:
         if len(due) == _BURST_PROBE and _mostly_due(entries, now):
             # A burst: much of the heap is due. Sorting all of it costs
             # less than popping the due ones one by one, and a sorted
-            # list is still a heap, so what is not due stays put.
+            # list is still a heap, so what is not due stays put (and
+            # later due jobs come off it as slices).
             entries += due
             entries.sort(key=_sequence_of)
             entries.sort(key=float)
             split = bisect_right(entries, now)
             due = entries[:split]
             del entries[:split]
+            sorted_length[which] = len(entries)
             return due
     if len(due) > 1:
         # Two stable C-level sorts: by sequence, then by deadline.
@@ -237,6 +264,11 @@ def _collect_due(entries: list[TimedTask], now: float) -> list[TimedTask]:
         due.sort(key=float)
     return due
 
+
+# Slice the due jobs off a sorted heap while it is at most this many times
+# longer than they are: moving a list entry costs far less than the ~20
+# comparisons of a heappop.
+_SLICE_RATIO = 4096
 
 # After this many due jobs, _collect_due checks whether a burst is due.
 _BURST_PROBE = 256

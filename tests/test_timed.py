@@ -983,6 +983,35 @@ class TestDeadlineHeap:
             e for e in live if e[0] > now
         )
 
+    def test_after_a_burst_later_due_jobs_come_off_the_sorted_rest(self) -> None:
+        rng = random.Random(11)
+        n = 20_000
+        deadlines = [float(rng.randrange(1000)) for _ in range(n)]
+        heap, tasks = self.fill(deadlines)
+        cancelled = set(rng.sample(range(n), 300))
+        for i in cancelled:
+            tasks[i]._state = CANCELLED
+            heap.discard(tasks[i])
+        live = sorted((d, i) for i, d in enumerate(deadlines) if i not in cancelled)
+        got: list[tuple[float, int]] = []
+        # A burst (half due) sorts the heap; then it is left sorted, and
+        # each later round slices its due jobs off the front.
+        for now in (499.5, 520.5, 521.5, 800.5):
+            got += [(float(t), t._seq) for t in self.drain_due(heap, now)]
+            assert heap._sorted[0] == len(heap._entries)
+            assert got == [e for e in live if e[0] <= now]
+        # A push makes it a heap again (a few due: popped one by one), still
+        # in order, ties in scheduling order, the new one after older ties.
+        late = new_timed_task(805.0, None, record, (), None, next(heap._sequence))  # type: ignore[arg-type]
+        heapq.heappush(heap._entries, late)
+        rest = self.drain_due(heap, 806.5)
+        assert heap._sorted[0] == -1
+        expected = [e for e in live if 800.5 < e[0] <= 806.5]
+        assert 0 < len(expected) < 256
+        expected.insert(sum(1 for e in expected if e[0] <= 805.0), (805.0, late._seq))
+        assert [(float(t), t._seq) for t in rest] == expected
+        assert len(heap) == sum(1 for e in live if e[0] > 806.5)
+
     def test_cancelled_ones_are_dropped_once_they_outnumber_the_live(self) -> None:
         n = 10_000
         heap, tasks = self.fill([float(i % 100) for i in range(n)])
