@@ -303,7 +303,16 @@ class BaseScheduler(Hosted):
     def _job_finished(self, task: Task[Any], value: Any) -> None:
         task._state = FINISHED
         task._outcome = value
-        self._settle(task)
+        if self._waiters or self._rooms:
+            self._settle(task)
+            return
+        # _settle with neither waiters nor rooms, inlined: every job that
+        # ends well passes here.
+        loads = self._loads
+        slot = self._slot
+        loads[slot] -= 1
+        if not loads[slot] and self._idle_event is not None:
+            self._settle_idle()
 
     def _job_failed(self, task: Task[Any], exc: BaseException) -> None:
         task._state = FAILED
