@@ -592,3 +592,34 @@ async def test_failure_in_cleanup_when_cancelled_from_outside_is_flat() -> None:
     with pytest.raises(ExceptionGroup) as info:
         await serve()
     assert info.value.exceptions == (error,)
+
+
+async def test_a_job_cancelled_alone_whose_child_fails_in_cleanup_fails_alone() -> None:
+    # Its task group ends with its cancellation and the child's failure: the
+    # failure is the job's outcome (reported), the cancellation goes no
+    # further, and the other jobs run on (as on asyncio, so on every engine).
+    reported: list[BaseException] = []
+
+    async def child() -> None:
+        try:
+            await anyio.sleep(100)
+        finally:
+            raise ValueError("cleanup failed")
+
+    async def job() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(child)
+            await anyio.sleep(100)
+
+    async with TimedScheduler(on_error=lambda task, exc: reported.append(exc)) as s:
+        task = s.start_after(0, job)
+        bystander = s.start_after(0, anyio.sleep, 50)
+        await anyio.sleep(1)
+        assert task.cancel()
+        await s.join()
+        assert bystander.done()
+        assert not bystander.cancelled()
+    failure = task.exception()
+    assert isinstance(failure, ExceptionGroup)
+    assert failure.split(ValueError)[1] is None
+    assert reported == [failure]

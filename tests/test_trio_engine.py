@@ -50,6 +50,26 @@ def test_the_check_passes_on_this_trio(monkeypatch: pytest.MonkeyPatch) -> None:
     assert results == [True, True]
 
 
+def test_the_check_passes_when_its_caller_is_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first engine may well be opened by a task being cancelled: that
+    # must not turn late scopes off for the rest of the process.
+    monkeypatch.setattr(_trio, "_late_scopes_checked", None)
+    results: list[bool] = []
+
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            results.append(_trio._late_scopes_work())
+            with pytest.raises(trio.Cancelled):
+                await trio.sleep(0)  # still cancelled, as before the check
+            results.append(True)
+
+    run(main)
+    assert results == [True, True]
+
+
 def test_a_failing_check_means_scopes_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken() -> bool:
         raise AttributeError("_cancel_status")
@@ -148,6 +168,47 @@ def test_a_shield_in_the_job_holds_the_cancel_off(scopes: str) -> None:
             assert task.cancelled()
             times.append(trio.current_time())
         assert [t - start for t in times] == [5, 5]
+
+    run(main)
+
+
+def test_cancel_while_the_job_waits_in_nursery_start(scopes: str) -> None:
+    ended: dict[str, float] = {}
+
+    async def child(name: str, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await trio.sleep(2)
+            task_status.started()
+            await trio.sleep(50)
+        finally:
+            ended[name + " child"] = trio.current_time()
+
+    async def job(name: str) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(child, name)
+                await trio.sleep(50)
+        finally:
+            ended[name] = trio.current_time()
+
+    async def main() -> None:
+        start = trio.current_time()
+        async with TimedScheduler() as scheduler:
+            before = scheduler.start_after(0, job, "before")
+            after = scheduler.start_after(0, job, "after")
+            await trio.sleep(1)
+            before.cancel()  # its child has not called started() yet
+            await trio.sleep(2)
+            after.cancel()  # its child has: it moved into the job's nursery
+            await scheduler.join()
+            assert before.cancelled()
+            assert after.cancelled()
+        assert {k: v - start for k, v in ended.items()} == {
+            "before": 1,
+            "before child": 1,
+            "after": 3,
+            "after child": 3,
+        }
 
     run(main)
 

@@ -121,6 +121,10 @@ class ScopedJobs(Engine):
                     # nothing else does.
                     return
             else:
+                failure = self._failure_under_cancel(exc, scope.cancel_called)
+                if failure is not None:
+                    host._job_failed(task, failure)
+                    return
                 host._job_failed(task, exc)
             raise
         host._job_finished(task, value)
@@ -132,6 +136,27 @@ class ScopedJobs(Engine):
         if isinstance(exc, BaseExceptionGroup):
             return exc.split(cancelled)[1] is None
         return isinstance(exc, cancelled)
+
+    def _failure_under_cancel(
+        self, exc: BaseException, cancelled_alone: bool
+    ) -> Exception | None:
+        """Return what failed in a job cancelled alone, if that is all it raised.
+
+        A job cancelled inside a nursery of its own whose child then fails
+        (in its cleanup, say) ends with a group of its own cancellation and
+        that failure. The failure is the job's outcome, reported as any
+        other; the cancellation was the job's alone, so it goes no further
+        (as on asyncio). ``None`` if *exc* is not that, or if the whole
+        group is being cancelled too (then it all propagates).
+        """
+        if not cancelled_alone or self._all_cancelled:
+            return None
+        if not isinstance(exc, BaseExceptionGroup):
+            return None
+        cancels, rest = exc.split(self._cancelled_exc)
+        if cancels is None or not isinstance(rest, Exception):
+            return None
+        return rest
 
     def cancel_job(self, task: Task) -> None:
         if task is self._inline:

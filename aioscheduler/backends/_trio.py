@@ -10,6 +10,7 @@ engine.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from collections.abc import Callable, Coroutine
@@ -29,11 +30,17 @@ __all__ = ["TrioBinding", "TrioEngine", "current_binding"]
 
 _current_task = trio.lowlevel.current_task
 
+try:
+    from trio._core._run import CancelStatus
+except ImportError:  # a Trio laid out otherwise: the check below fails
+    CancelStatus = None  # type: ignore[misc,assignment]
+
 # What a late-scoped job's runner holds before the job has a Trio task.
 _NOT_STARTED = object()
 _CANCELLED_EARLY = object()
 
 
+@trio.lowlevel.enable_ki_protection
 def _late_scope(runner: Any, around: trio.CancelScope) -> trio.CancelScope:
     """Return a cancel scope that *runner* is inside as if it had entered it first.
 
@@ -44,10 +51,10 @@ def _late_scope(runner: Any, around: trio.CancelScope) -> trio.CancelScope:
     own if the job is in none. Trio's ``TaskStatus.started()`` moves cancel
     statuses between nurseries the same way. This reaches into Trio's
     private cancel-status tree: :func:`_late_scopes_work` checks, once per
-    process, that it behaves as this expects.
+    process, that it behaves as this expects. Raises ``RuntimeError`` only
+    for a job whose own cancel scopes are misnested (Trio's recovery from
+    that normally re-links the task first).
     """
-    from trio._core._run import CancelStatus
-
     base = around._cancel_status
     scope = trio.CancelScope()
     status = CancelStatus(scope=scope, parent=base)
@@ -87,15 +94,23 @@ def _late_scopes_work() -> bool:
             _late_scopes_checked = _check_late_scopes()
         except Exception:
             _late_scopes_checked = False
+        if not _late_scopes_checked:
+            logging.getLogger("aioscheduler").info(
+                "trio %s: every job gets its cancel scope up front (slower); "
+                "the late-scope check failed",
+                trio.__version__,
+            )
     return _late_scopes_checked
 
 
 def _check_late_scopes() -> bool:
     task = trio.lowlevel.current_task()
     # Every step runs whatever an earlier one found, so that the scopes
-    # are always left in order.
+    # are always left in order (and should a step raise halfway, Trio's
+    # recovery from misnesting leaves the task as it was). Shielded: the
+    # caller may already be cancelled, and the check is about the tree.
     checks = []
-    with trio.CancelScope() as outer:  # noqa: ASYNC100 (no checkpoint, on purpose)
+    with trio.CancelScope(shield=True) as outer:  # noqa: ASYNC100 (no checkpoint)
         base = task._cancel_status
         alone = _late_scope(task, outer)
         checks.append(task._cancel_status is alone._cancel_status)
@@ -146,7 +161,6 @@ class TrioEngine(ScopedJobs):
         self._group = await self._nursery_manager.__aenter__()
         # Bound once, not at each of millions of spawns.
         self._start_soon = self._group.start_soon
-        self._run_job = self._run_unscoped
         return self
 
     async def __aexit__(
@@ -162,7 +176,7 @@ class TrioEngine(ScopedJobs):
     def spawn(self, task: Task) -> None:
         if self._late:
             self._runners[task] = _NOT_STARTED
-            self._start_soon(self._run_job, task)
+            self._start_soon(self._run_unscoped, task)
         else:
             super().spawn(task)
 
@@ -175,21 +189,29 @@ class TrioEngine(ScopedJobs):
             host._job_cancelled(task)
             return
         runners[task] = _current_task()
+        # Keep in step with ScopedJobs._step (less its stray-cancel case,
+        # which cannot happen on Trio: a Cancelled always has a scope).
         try:
             value = await host._job_coroutine(task)
         except Exception as exc:
             host._job_failed(task, exc)
         except BaseException as exc:
+            late_scopes = self._late_scopes
+            failure = None
             if self._is_cancellation(exc):
                 host._job_cancelled(task)
             else:
-                host._job_failed(task, exc)
-            del runners[task]
-            scope = self._late_scopes.pop(task, None)
-            # As leaving ``with scope:`` would: swallow its own Cancelled.
-            if scope is None or not scope.__exit__(type(exc), exc, exc.__traceback__):
-                raise
-            return
+                failure = self._failure_under_cancel(exc, task in late_scopes)
+                host._job_failed(task, exc if failure is None else failure)
+            if failure is None:
+                del runners[task]
+                scope = late_scopes.pop(task, None)
+                # As leaving ``with scope:`` would: swallow its own Cancelled.
+                if scope is None or not scope.__exit__(
+                    type(exc), exc, exc.__traceback__
+                ):
+                    raise
+                return
         else:
             host._job_finished(task, value)
         del runners[task]
@@ -198,6 +220,7 @@ class TrioEngine(ScopedJobs):
             if scope is not None:
                 scope.__exit__(None, None, None)
 
+    @trio.lowlevel.enable_ki_protection
     def cancel_job(self, task: Task) -> None:
         runner = self._runners.get(task) if self._late else None
         if runner is None or task is self._inline:
