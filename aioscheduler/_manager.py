@@ -146,6 +146,11 @@ class Manager(DurableMethods, Hosted, Generic[SchedulerT]):
         self._closed_reason: str | None = None
         self._closed_cause: BaseException | None = None
         self._timed = issubclass(cls, TimedScheduler)
+        # start_at may skip the scheduler's own start_at only if that is
+        # TimedScheduler's: a subclass that overrides it gets its calls.
+        self._inline_start_at = (
+            self._timed and getattr(cls, "start_at", None) is TimedScheduler.start_at
+        )
         self._room: Room | None = None
         self._loads: list[int] = [0] * schedulers
         if "store" in kwargs:
@@ -238,6 +243,15 @@ class Manager(DurableMethods, Hosted, Generic[SchedulerT]):
             self._check_admit()
         loads = self._loads
         scheduler: Any = self.schedulers[loads.index(min(loads))]
+        if self._inline_start_at:
+            # TimedScheduler.start_at, inlined: one call less, and the job
+            # keeps this call's argument tuple rather than a copy made to
+            # pass it on (about 0.25 µs of the route's 0.85 µs at 20).
+            if async_fn is not scheduler._checked_fn:
+                check_async_fn(async_fn)
+                scheduler._checked_fn = async_fn
+            inlined: Task[T] = scheduler._at(when, async_fn, args)
+            return inlined
         try:
             # The attribute is looked up anyway: a try costs nothing more.
             start_at = scheduler.start_at

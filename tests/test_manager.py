@@ -209,6 +209,41 @@ class TestManagerTimed:
         assert starts["delta"] - begin >= 60
         assert starts["after"] < starts["at"] < starts["delta"]
 
+    async def test_start_at_reaches_a_subclass_override(self) -> None:
+        # The Manager inlines TimedScheduler.start_at; a subclass that
+        # overrides it must still see every call.
+        seen: list[int] = []
+
+        class Counting(TimedScheduler):
+            def start_at(  # type: ignore[override]
+                self, when: Any, async_fn: Any, /, *args: Any
+            ) -> Any:
+                seen.append(len(args))
+                return super().start_at(when, async_fn, *args)
+
+        async with Manager(2, cls=Counting) as manager:
+            when = datetime.now(UTC) + timedelta(seconds=5)
+            tasks = [manager.start_at(when, record, [], i) for i in range(4)]
+        assert seen == [2, 2, 2, 2]
+        assert [task.result() for task in tasks] == [0, 1, 2, 3]
+
+    async def test_start_at_checks_as_a_scheduler_does(self) -> None:
+        def not_async() -> None:
+            pass
+
+        async with Manager(2, cls=TimedScheduler) as manager:
+            when = datetime.now(UTC) + timedelta(seconds=5)
+            with pytest.raises(TypeError):
+                manager.start_at(when, not_async)  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match="May only be in the future"):
+                manager.start_at(when - timedelta(seconds=10), record, [], 0)
+            with pytest.raises(TypeError):
+                manager.start_at("tomorrow", record, [], 0)  # type: ignore[arg-type]
+            task = manager.start_at(when, record, [], 7)
+            assert task.when == when
+            assert manager.statistics().pending == 1
+        assert task.result() == 7
+
     async def test_past_time_refused_and_coroutine_closed(self) -> None:
         async with Manager(2, cls=TimedScheduler) as manager:
             coro = record([], 1)
