@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import random
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -114,6 +115,47 @@ class TestManagerRouting:
             assert owner_index(manager, newcomer) == freed
             gate.set()
         assert sum(task.cancelled() for task in tasks) == 1
+
+    @pytest.mark.parametrize("seed", range(5))
+    async def test_always_the_first_least_loaded(self, seed: int) -> None:
+        # The Manager remembers its last answer between calls: under any mix
+        # of routed jobs, jobs added to one scheduler directly, cancels and
+        # jobs ending, each call must still go to the first scheduler of
+        # the least load.
+        rng = random.Random(seed)
+        gate = anyio.Event()
+        tasks: list[Task[Any]] = []
+        async with Manager(5, cls=TimedScheduler) as manager:
+            schedulers = manager.schedulers
+
+            def loads() -> list[int]:
+                stats = [s.statistics() for s in schedulers]
+                return [st.pending + st.running for st in stats]
+
+            for _ in range(400):
+                roll = rng.random()
+                if roll < 0.5:
+                    expected = loads().index(min(loads()))
+                    if rng.random() < 0.5:
+                        task = manager.start_after(rng.choice([0, 100]), gate.wait)
+                    else:
+                        when = datetime.now(UTC) + timedelta(seconds=100)
+                        task = manager.start_at(when, gate.wait)
+                    owners = [s for s in schedulers if task in s.pending_tasks()]
+                    if task.pending():
+                        assert owners == [schedulers[expected]]
+                    tasks.append(task)
+                elif roll < 0.65:
+                    tasks.append(rng.choice(schedulers).start_after(100, gate.wait))
+                elif roll < 0.9 and tasks:
+                    tasks.pop(rng.randrange(len(tasks))).cancel()
+                else:
+                    await anyio.sleep(0.01)  # the due ones start
+                    if rng.random() < 0.3:
+                        gate.set()  # the running ones end
+                        await anyio.sleep(0.01)
+                        gate = anyio.Event()
+            gate.set()
 
     async def test_pending_jobs_count_as_load(self) -> None:
         async with Manager(2, cls=TimedScheduler) as manager:
