@@ -19,6 +19,7 @@ from ._exceptions import SchedulerClosed, TaskLimitReached
 from ._introspect import SchedulerStatistics, merge_by_due
 from ._lifecycle import Hosted
 from ._queued import LifoQueuedScheduler, QueuedScheduler
+from ._routing import Router
 from ._scheduler import BaseScheduler
 from ._schedules import Schedule
 from ._task import Task
@@ -46,9 +47,11 @@ class Manager(DurableMethods, Hosted, Generic[SchedulerT]):
     """Run N schedulers of one kind behind one front, load-balanced.
 
     Every scheduling call goes to the least loaded scheduler (fewest pending
-    plus running jobs). The loads live in one list that the schedulers update
-    in place, so finding the least loaded is a C-level scan, never a sort. A
-    Manager of :class:`QueuedScheduler` runs up to N jobs at once.
+    plus running jobs; among equals, the first). The loads live in one list
+    that the schedulers update in place, so finding the least loaded is a
+    C-level scan, never a sort, and no scan at all while no job has ended
+    since the last call. A Manager of :class:`QueuedScheduler` runs up to N
+    jobs at once.
 
     :param schedulers: how many schedulers (at least 1)
     :param max_tasks: at most this many jobs pending and running across all
@@ -146,6 +149,11 @@ class Manager(DurableMethods, Hosted, Generic[SchedulerT]):
         self._closed_reason: str | None = None
         self._closed_cause: BaseException | None = None
         self._timed = issubclass(cls, TimedScheduler)
+        # start_at may skip the scheduler's own start_at only if that is
+        # TimedScheduler's: a subclass that overrides it gets its calls.
+        self._inline_start_at = (
+            self._timed and getattr(cls, "start_at", None) is TimedScheduler.start_at
+        )
         self._room: Room | None = None
         self._loads: list[int] = [0] * schedulers
         if "store" in kwargs:
@@ -160,19 +168,21 @@ class Manager(DurableMethods, Hosted, Generic[SchedulerT]):
             cls(*args, **kwargs) for _ in range(schedulers)
         )
         """The schedulers behind this manager, in a fixed order."""
+        # Finds the least loaded; told of every freed slot (see _routing).
+        self._router = Router(self._loads)
         for slot, scheduler in enumerate(self.schedulers):
             scheduler._loads = self._loads
             scheduler._slot = slot
             scheduler._manager = self
+            scheduler._rooms.append(self._router)
         self._claimed = False
 
     # -- routing ----------------------------------------------------------------
 
     def _least_loaded(self) -> Any:
-        loads = self._loads
         if self._guarded:
             self._check_admit()
-        return self.schedulers[loads.index(min(loads))]
+        return self.schedulers[self._router.pick()]
 
     def _check_admit(self) -> None:
         if self._closed:
@@ -236,8 +246,16 @@ class Manager(DurableMethods, Hosted, Generic[SchedulerT]):
         """Run ``async_fn(*args)`` at *when* on the least loaded scheduler (timed)."""
         if self._guarded:
             self._check_admit()
-        loads = self._loads
-        scheduler: Any = self.schedulers[loads.index(min(loads))]
+        scheduler: Any = self.schedulers[self._router.pick()]
+        if self._inline_start_at:
+            # TimedScheduler.start_at, inlined: one call less, and the job
+            # keeps this call's argument tuple rather than a copy made to
+            # pass it on (about 0.25 µs of the route's 0.85 µs at 20).
+            if async_fn is not scheduler._checked_fn:
+                check_async_fn(async_fn)
+                scheduler._checked_fn = async_fn
+            inlined: Task[T] = scheduler._at(when, async_fn, args)
+            return inlined
         try:
             # The attribute is looked up anyway: a try costs nothing more.
             start_at = scheduler.start_at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import random
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -115,6 +116,47 @@ class TestManagerRouting:
             gate.set()
         assert sum(task.cancelled() for task in tasks) == 1
 
+    @pytest.mark.parametrize("seed", range(5))
+    async def test_always_the_first_least_loaded(self, seed: int) -> None:
+        # The Manager remembers its last answer between calls: under any mix
+        # of routed jobs, jobs added to one scheduler directly, cancels and
+        # jobs ending, each call must still go to the first scheduler of
+        # the least load.
+        rng = random.Random(seed)
+        gate = anyio.Event()
+        tasks: list[Task[Any]] = []
+        async with Manager(5, cls=TimedScheduler) as manager:
+            schedulers = manager.schedulers
+
+            def loads() -> list[int]:
+                stats = [s.statistics() for s in schedulers]
+                return [st.pending + st.running for st in stats]
+
+            for _ in range(400):
+                roll = rng.random()
+                if roll < 0.5:
+                    expected = loads().index(min(loads()))
+                    if rng.random() < 0.5:
+                        task = manager.start_after(rng.choice([0, 100]), gate.wait)
+                    else:
+                        when = datetime.now(UTC) + timedelta(seconds=100)
+                        task = manager.start_at(when, gate.wait)
+                    owners = [s for s in schedulers if task in s.pending_tasks()]
+                    if task.pending():
+                        assert owners == [schedulers[expected]]
+                    tasks.append(task)
+                elif roll < 0.65:
+                    tasks.append(rng.choice(schedulers).start_after(100, gate.wait))
+                elif roll < 0.9 and tasks:
+                    tasks.pop(rng.randrange(len(tasks))).cancel()
+                else:
+                    await anyio.sleep(0.01)  # the due ones start
+                    if rng.random() < 0.3:
+                        gate.set()  # the running ones end
+                        await anyio.sleep(0.01)
+                        gate = anyio.Event()
+            gate.set()
+
     async def test_pending_jobs_count_as_load(self) -> None:
         async with Manager(2, cls=TimedScheduler) as manager:
             tasks = [manager.start_after(100, anyio.sleep, 0) for _ in range(4)]
@@ -208,6 +250,41 @@ class TestManagerTimed:
         assert starts["at"] - begin >= 49
         assert starts["delta"] - begin >= 60
         assert starts["after"] < starts["at"] < starts["delta"]
+
+    async def test_start_at_reaches_a_subclass_override(self) -> None:
+        # The Manager inlines TimedScheduler.start_at; a subclass that
+        # overrides it must still see every call.
+        seen: list[int] = []
+
+        class Counting(TimedScheduler):
+            def start_at(  # type: ignore[override]
+                self, when: Any, async_fn: Any, /, *args: Any
+            ) -> Any:
+                seen.append(len(args))
+                return super().start_at(when, async_fn, *args)
+
+        async with Manager(2, cls=Counting) as manager:
+            when = datetime.now(UTC) + timedelta(seconds=5)
+            tasks = [manager.start_at(when, record, [], i) for i in range(4)]
+        assert seen == [2, 2, 2, 2]
+        assert [task.result() for task in tasks] == [0, 1, 2, 3]
+
+    async def test_start_at_checks_as_a_scheduler_does(self) -> None:
+        def not_async() -> None:
+            pass
+
+        async with Manager(2, cls=TimedScheduler) as manager:
+            when = datetime.now(UTC) + timedelta(seconds=5)
+            with pytest.raises(TypeError):
+                manager.start_at(when, not_async)  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match="May only be in the future"):
+                manager.start_at(when - timedelta(seconds=10), record, [], 0)
+            with pytest.raises(TypeError):
+                manager.start_at("tomorrow", record, [], 0)  # type: ignore[arg-type]
+            task = manager.start_at(when, record, [], 7)
+            assert task.when == when
+            assert manager.statistics().pending == 1
+        assert task.result() == 7
 
     async def test_past_time_refused_and_coroutine_closed(self) -> None:
         async with Manager(2, cls=TimedScheduler) as manager:
