@@ -9,6 +9,7 @@ than the run. Started by ``python -m benchmarks``, one process per run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -51,23 +52,16 @@ def main(argv: list[str]) -> None:
             seed=case.get("seed", 0),
             on_measured=report,
         )
-    elif impl == "apscheduler":
-        from benchmarks import _apscheduler
-
-        result = _apscheduler.run(
-            case["workload"],
-            case["size"],
-            case["backend"],
-            variant=case["variant"],
-            tracing=bool(case.get("tracemalloc")),
-            seed=case.get("seed", 0),
-            on_measured=report,
-        )
     else:
-        from benchmarks import _floors
+        if impl == "apscheduler":
+            from benchmarks import _apscheduler
 
-        result = _floors.run(
-            impl,
+            baseline = _apscheduler.run
+        else:
+            from benchmarks import _floors
+
+            baseline = functools.partial(_floors.run, impl)
+        result = baseline(
             case["workload"],
             case["size"],
             case["backend"],
